@@ -1,0 +1,280 @@
+"""Held-out evaluation sets: melodies no training run sees, made on demand and cached.
+
+Sets (name -> melodies, control space of the truth, synth that plays them):
+  exp1          paper melodies (2 s, 5 notes), exp1 space, the built-in voice
+  exp2          paper melodies with the 3 extra LFO/vibrato knobs, exp2 space, the built-in voice
+  general       general melodies (4 s, MIDI 36-84, rests, legato), live space, the built-in voice
+  exp3-amsynth  exp1 paper melodies played by amsynth (DawDreamer) through its shipped map
+  exp3-piano    exp1 paper melodies (notes only) played by a sampled GM piano (FluidSynth,
+                FluidR3_GM.sf2, program 0, reverb and chorus off)
+Every melody is rendered at its synth's rate, resampled (soxr) to the frontend rate (8 kHz) and
+stored with its ground truth: the notes (onset, offset, MIDI pitch, velocity) and the control
+frames `events_to_frames` gives (exp3: only pitch and gate are truth; the knobs are not scored).
+
+Seeds: melody i of a set uses numpy.random.default_rng(seed_base + i) with seed_base =
+HELDOUT_SEED_BASE + 100_000 * set number, i.e. seeds 10_000_000 .. 10_499_999. Training must draw
+its melodies from seeds below 10_000_000 (models/train.py and rtmirror.synth.dataset do).
+Melody i is the same whatever the set size, so a cache of N melodies serves any n <= N.
+
+Cache: datasets/heldout/<set>-n<N>.npz (no pickles) + .json (what made it); spectrograms are
+cached per frontend configuration beside it. datasets/ is git-ignored.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtmirror.controls import ControlSpace
+from rtmirror.events import NOTE_OFF, NOTE_ON, Event, sorted_events
+
+HELDOUT_SEED_BASE = 10_000_000
+CACHE_VERSION = 1
+AMSYNTH_PATH = "/usr/lib/vst/amsynth_vst.so"
+GM_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    number: int          # picks the seed range
+    melody: str          # "paper" | "general"
+    space: str           # control space of the melodies and the truth
+    synth: str           # "builtin" | a plugin path | "fluidsynth:PROGRAM"
+    truth_knobs: bool    # are the knob values ground truth for this audio?
+    description: str
+
+    @property
+    def seed_base(self) -> int:
+        return HELDOUT_SEED_BASE + 100_000 * self.number
+
+
+SETS: dict[str, SetSpec] = {
+    "exp1": SetSpec(0, "paper", "exp1", "builtin", True, "paper melodies, built-in voice (exp1 controls)"),
+    "exp2": SetSpec(1, "paper", "exp2", "builtin", True, "paper melodies, built-in voice, + LFO/vibrato knobs (exp2)"),
+    "general": SetSpec(2, "general", "live", "builtin", True, "general melodies (MIDI 36-84), built-in voice, live patch"),
+    "exp3-amsynth": SetSpec(3, "paper", "exp1", AMSYNTH_PATH, False, "paper melodies played by amsynth (VST2 via DawDreamer)"),
+    "exp3-piano": SetSpec(4, "paper", "exp1", "fluidsynth:0", False, "paper melodies (notes) played by a GM piano (FluidSynth)"),
+}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RTMIRROR_DATASETS", "datasets")) / "heldout"
+
+
+# ---------------------------------------------------------------------------------------------
+# FluidSynth: a sampled instrument as a Synth (notes only)
+# ---------------------------------------------------------------------------------------------
+class FluidSynthInstrument:
+    """A General MIDI program of a sound font, played offline by FluidSynth (pyfluidsynth).
+
+    Implements the Synth protocol for note events (CONTROL events are ignored: a piano has no
+    cutoff knob). A fresh FluidSynth per render keeps renders bit-reproducible (a reused one
+    carries voice state over); lazy sample loading makes that cheap (~0.1 s). Events are placed
+    on FluidSynth's 64-sample block grid (1.5 ms at 44.1 kHz), where it applies them anyway."""
+
+    BLOCK = 64
+
+    def __init__(self, program: int = 0, sample_rate: int = 44100, soundfont: str = GM_SOUNDFONT,
+                 gain: float = 0.8):
+        if not Path(soundfont).is_file():
+            raise FileNotFoundError(f"sound font not found: {soundfont} (apt: fluid-soundfont-gm)")
+        if not (0 <= int(program) <= 127):
+            raise ValueError(f"GM program must be 0..127, got {program}")
+        self.program = int(program)
+        self.sample_rate = int(sample_rate)
+        self.soundfont = soundfont
+        self.gain = float(gain)
+
+    def render(self, events: list[Event], duration_s: float) -> np.ndarray:
+        import fluidsynth
+
+        n = int(round(duration_s * self.sample_rate))
+        fs = fluidsynth.Synth(samplerate=self.sample_rate, gain=self.gain, **{
+            "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.dynamic-sample-loading": 1})
+        try:
+            sfid = fs.sfload(self.soundfont)
+            if sfid < 0:
+                raise RuntimeError(f"FluidSynth could not load {self.soundfont}")
+            fs.program_select(0, sfid, 0, self.program)
+            chunks, pos = [], 0
+            for ev in sorted_events(events):
+                if ev.kind not in (NOTE_ON, NOTE_OFF):
+                    continue
+                at = min(n, int(round(ev.time * self.sample_rate / self.BLOCK)) * self.BLOCK)
+                if at > pos:
+                    chunks.append(fs.get_samples(at - pos))
+                    pos = at
+                if ev.kind == NOTE_ON:
+                    fs.noteon(0, int(ev.note), int(ev.velocity))
+                else:
+                    fs.noteoff(0, int(ev.note))
+            if n > pos:
+                chunks.append(fs.get_samples(n - pos))
+        finally:
+            fs.delete()
+        stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2) if chunks else np.zeros((0, 2), np.float32)
+        mono = stereo.mean(axis=1) / 32768.0                   # interleaved int16 L, R -> mono
+        out = np.zeros(n, dtype=np.float32)
+        out[: len(mono)] = mono[:n]
+        return out
+
+
+def make_set_synth(spec: SetSpec, space: ControlSpace):
+    if spec.synth.startswith("fluidsynth:"):
+        return FluidSynthInstrument(program=int(spec.synth.split(":", 1)[1]))
+    from rtmirror.synth import make_synth
+    return make_synth(spec.synth, space)
+
+
+# ---------------------------------------------------------------------------------------------
+# The set
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class HeldoutSet:
+    name: str
+    space: ControlSpace
+    sample_rate: int
+    duration_s: float
+    audio: np.ndarray            # (N, n) float32 at sample_rate
+    truth: np.ndarray            # (N, T, K) float32 ground-truth control frames (space's order)
+    note_table: np.ndarray       # (M, 5) float64: melody index, onset s, offset s, MIDI pitch, velocity
+    seeds: np.ndarray            # (N,) int64
+    truth_knobs: tuple[str, ...] # knobs whose truth is meaningful for this audio
+    truth_velocity: bool
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    def notes(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Melody i -> (intervals (n, 2), pitches (n,), velocities (n,))."""
+        rows = self.note_table[self.note_table[:, 0] == i]
+        return rows[:, 1:3].copy(), rows[:, 3].copy(), rows[:, 4].copy()
+
+    def spectrograms(self, cfg) -> np.ndarray:
+        """(N, T, 128) float32 auditory spectrograms for this frontend config (cached on disk
+        beside the set when it has a path)."""
+        from rtmirror.frontend import wav2aud
+
+        if cfg.sample_rate != self.sample_rate:
+            raise ValueError(f"set {self.name!r} is at {self.sample_rate} Hz, the frontend wants {cfg.sample_rate} Hz")
+        key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        cache = self.path.with_name(f"{self.path.stem}.spec-{key}.npy") if self.path else None
+        if cache is not None and cache.is_file():
+            spec = np.load(cache, allow_pickle=False, mmap_mode="r")
+            if spec.shape[0] >= len(self):     # a cache of the full file serves its subsets
+                return np.array(spec[: len(self)])
+        spec = np.stack([wav2aud(x, cfg) for x in self.audio]).astype(np.float32)
+        if cache is not None:
+            _atomic_save_npy(cache, spec)
+        return spec
+
+    def subset(self, n: int) -> "HeldoutSet":
+        """The first n melodies (the same melodies a set of size n would have)."""
+        if n > len(self):
+            raise ValueError(f"set {self.name!r} has {len(self)} melodies, asked for {n}")
+        table = self.note_table[self.note_table[:, 0] < n]
+        return HeldoutSet(self.name, self.space, self.sample_rate, self.duration_s, self.audio[:n],
+                          self.truth[:n], table, self.seeds[:n], self.truth_knobs, self.truth_velocity,
+                          self.path)
+
+
+def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+    np.save(tmp, arr, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def generate(name: str, n: int, sample_rate: int = 8000, frame_rate: float = 125.0, progress: bool = True) -> HeldoutSet:
+    """Render set `name` with n melodies (deterministic: melody i from seed seed_base + i)."""
+    from tqdm import tqdm
+
+    from rtmirror.performer import events_to_frames
+    from rtmirror.synth.melody import make_melody
+
+    if name not in SETS:
+        raise KeyError(f"unknown held-out set {name!r}; known: {sorted(SETS)}")
+    spec = SETS[name]
+    space = ControlSpace.load(spec.space)
+    synth = make_set_synth(spec, space)
+    hop = int(round(sample_rate / frame_rate))
+    audio, truth, table, seeds = [], [], [], []
+    duration = None
+    for i in tqdm(range(n), desc=f"held-out {name}", disable=not progress, leave=False):
+        seed = spec.seed_base + i
+        mel = make_melody(spec.melody, np.random.default_rng(seed), space, seed=seed)
+        duration = mel.duration_s if duration is None else duration
+        if mel.duration_s != duration:
+            raise ValueError(f"{name}: melodies of one set must share a duration")
+        x = synth.render(mel.events, mel.duration_s)
+        if synth.sample_rate != sample_rate:
+            import soxr
+            x = soxr.resample(x.astype(np.float32), synth.sample_rate, sample_rate)
+        n_samples = int(round(duration * sample_rate))
+        x = np.pad(np.asarray(x, dtype=np.float32)[:n_samples], (0, max(0, n_samples - len(x))))
+        if not np.all(np.isfinite(x)) or np.abs(x).max() == 0.0:
+            raise RuntimeError(f"{name}: melody {i} rendered silence or non-finite audio through {spec.synth}")
+        audio.append(x)
+        truth.append(events_to_frames(mel.events, n_samples // hop, space, frame_rate))
+        for on, off, pitch, vel in mel.notes:
+            table.append((i, on, off, pitch, vel))
+        seeds.append(seed)
+    knobs = tuple(c.name for c in space.knobs) if spec.truth_knobs else ()
+    return HeldoutSet(name, space, sample_rate, float(duration), np.stack(audio), np.stack(truth).astype(np.float32),
+                      np.asarray(table, dtype=np.float64).reshape(-1, 5), np.asarray(seeds, dtype=np.int64),
+                      knobs, spec.melody == "general")
+
+
+def save(ds: HeldoutSet, path: Path) -> None:
+    """npz (arrays only, no pickles) + json sidecar, each written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, audio=ds.audio, truth=ds.truth, note_table=ds.note_table, seeds=ds.seeds)
+    meta = {"version": CACHE_VERSION, "name": ds.name, "space": ds.space.to_dict(), "sample_rate": ds.sample_rate,
+            "duration_s": ds.duration_s, "n": len(ds), "synth": SETS[ds.name].synth,
+            "seed_base": SETS[ds.name].seed_base, "truth_knobs": list(ds.truth_knobs),
+            "truth_velocity": ds.truth_velocity, "description": SETS[ds.name].description}
+    tmp_json = path.with_suffix(f".json.tmp{os.getpid()}")
+    tmp_json.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path)
+    os.replace(tmp_json, path.with_suffix(".json"))
+    ds.path = path
+
+
+def load(path: Path) -> HeldoutSet:
+    meta = json.loads(path.with_suffix(".json").read_text())
+    if meta.get("version") != CACHE_VERSION:
+        raise ValueError(f"{path}: cache version {meta.get('version')} != {CACHE_VERSION}; delete it to regenerate")
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in ("audio", "truth", "note_table", "seeds")}
+    return HeldoutSet(meta["name"], ControlSpace.from_dict(meta["space"]), int(meta["sample_rate"]),
+                      float(meta["duration_s"]), arrays["audio"], arrays["truth"], arrays["note_table"],
+                      arrays["seeds"], tuple(meta["truth_knobs"]), bool(meta["truth_velocity"]), path)
+
+
+def get(name: str, n: int, cache_dir: Path | None = None, sample_rate: int = 8000, progress: bool = True) -> HeldoutSet:
+    """Set `name` with n melodies: from the smallest cache holding >= n melodies, else rendered
+    and cached."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    candidates = []
+    for p in cache_dir.glob(f"{name}-n*.npz"):
+        try:
+            size = int(p.stem.rsplit("-n", 1)[1])
+        except ValueError:
+            continue
+        if size >= n and p.with_suffix(".json").is_file():
+            candidates.append((size, p))
+    for size, p in sorted(candidates):
+        try:
+            ds = load(p)
+        except (ValueError, OSError, KeyError):
+            continue
+        if ds.sample_rate == sample_rate:
+            return ds if size == n else ds.subset(n)
+    ds = generate(name, n, sample_rate=sample_rate, progress=progress)
+    save(ds, cache_dir / f"{name}-n{n}.npz")
+    return ds

@@ -162,10 +162,13 @@ def general_melody(rng: np.random.Generator, space: ControlSpace, duration_s: fl
 
 
 def make_melody(kind: str, rng: np.random.Generator, space: ControlSpace, duration_s: float | None = None,
-                seed: int | None = None) -> Melody:
+                seed: int | None = None, frame_rate: float | None = FRAME_RATE) -> Melody:
     """'paper' | 'general' with that kind's default duration unless one is given."""
+    kw = {"seed": seed, "frame_rate": frame_rate}
+    if duration_s is not None:
+        kw["duration_s"] = duration_s
     if kind == "paper":
-        return paper_melody(rng, space, **({} if duration_s is None else {"duration_s": duration_s}), seed=seed)
+        return paper_melody(rng, space, **kw)
     if kind == "general":
-        return general_melody(rng, space, **({} if duration_s is None else {"duration_s": duration_s}), seed=seed)
+        return general_melody(rng, space, **kw)
     raise ValueError(f"unknown melody kind {kind!r} (paper | general)")

@@ -138,11 +138,14 @@ def mae(a, b) -> float:
 
 
 def spectrogram_correlation(a, b) -> float:
-    """Pearson r over all (frame, channel) cells of two spectrograms (T, F), cut to the shorter T."""
+    """Pearson r over all (frame, channel) cells of two spectrograms (T, F), cut to the shorter T.
+    A constant spectrogram (a silent resynthesis: the model played no note) scores 0, not nan,
+    so silence counts against a model in the set's mean."""
     a = np.asarray(a)
     b = np.asarray(b)
     t = min(len(a), len(b))
-    return pearson(a[:t], b[:t])
+    r = pearson(a[:t], b[:t])
+    return 0.0 if math.isnan(r) and t > 0 else r
 
 
 def latched_at_note_ons(events: list[Event], name: str) -> list[float]:
@@ -168,18 +171,21 @@ class Model:
     space: ControlSpace
     frontend: object                                   # FrontendConfig
     encode: Callable[[np.ndarray], np.ndarray]         # spec batch (B, T, 128) -> controls (B, T, K)
-    decode: Callable[[np.ndarray], np.ndarray] | None = None   # controls (B, T, K) -> spec (B, T, 128)
+    decode: Callable[[np.ndarray], np.ndarray] | None = None   # controls (B, T, K) -> (B, T, 128) decoder domain
+    to_decoder_domain: Callable[[np.ndarray], np.ndarray] = np.asarray   # raw spec -> the decoder's domain
     performer: object = None                           # PerformerConfig (None: the default)
     info: dict = field(default_factory=dict)           # checkpoint, config, training time ...
 
 
 def torch_model(name, encoder, space, frontend, decoder=None, performer=None, info=None) -> Model:
-    """Wrap torch Encoder/Decoder modules (eval mode, no grad) as a numpy Model."""
+    """Wrap torch Encoder/Decoder modules (eval mode, no grad) as a numpy Model. The decoder works
+    in the encoder's compressed domain (scale * log1p(x / eps), models/layers.py)."""
     import torch
 
     encoder.eval()
     if decoder is not None:
         decoder.eval()
+    eps, scale = float(encoder.cfg.input_eps), float(encoder.cfg.input_scale)
 
     def encode(spec):                                  # (B, T, 128) -> (B, T, K)
         with torch.no_grad():
@@ -191,7 +197,31 @@ def torch_model(name, encoder, space, frontend, decoder=None, performer=None, in
             c = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).transpose(1, 2)
             return decoder(c).transpose(1, 2).numpy().astype(np.float64)
 
-    return Model(name, space, frontend, encode, decode if decoder is not None else None, performer, dict(info or {}))
+    def to_domain(spec):
+        return scale * np.log1p(np.maximum(np.asarray(spec, dtype=np.float64), 0.0) / eps)
+
+    return Model(name, space, frontend, encode, decode if decoder is not None else None, to_domain,
+                 performer, dict(info or {}))
+
+
+def load_model(checkpoint, name: str | None = None) -> Model:
+    """A checkpoint directory (models/checkpoint.py: safetensors + config.json) -> Model."""
+    from pathlib import Path
+
+    from rtmirror.frontend import FrontendConfig
+    from rtmirror.models.checkpoint import load_checkpoint
+    from rtmirror.performer import PerformerConfig
+
+    ck = load_checkpoint(checkpoint)
+    meta = ck.meta
+    if "control_space" not in meta:
+        raise ValueError(f"{checkpoint}: checkpoint metadata has no control_space")
+    space = ControlSpace.from_dict(meta["control_space"])
+    frontend = FrontendConfig.from_dict(meta["frontend"]) if meta.get("frontend") else FrontendConfig()
+    perf = meta.get("performer") or (meta.get("train_config") or {}).get("performer")
+    performer = PerformerConfig(**perf) if isinstance(perf, dict) and perf else None
+    return torch_model(name or Path(checkpoint).name, ck.encoder, space, frontend, ck.decoder, performer,
+                       {"path": str(checkpoint), "meta": meta})
 
 
 @dataclass
@@ -202,7 +232,8 @@ class MelodyResult:
     pitch_acc: float
     n_voiced: int
     resynth_corr: float
-    decoder_corr: float = math.nan
+    decoder_corr: float = math.nan               # D(E(x)) vs x, in the decoder's domain
+    resynth_corr_log: float = math.nan           # synth(E(x)) vs x, in the decoder's domain
     est_frames: np.ndarray | None = None         # (T, K) encoder output
     resynth_spec: np.ndarray | None = None       # (T, 128)
     decoded_spec: np.ndarray | None = None       # (T, 128)
@@ -291,10 +322,12 @@ def evaluate_set(model: Model, heldout, *, keep: int = 0, batch: int = 16, resyn
             audio = _resample(synth.render(events, heldout.duration_s), synth.sample_rate, cfg.sample_rate)
             rspec = wav2aud(audio, cfg)
             rcorr = spectrogram_correlation(spec, rspec)
-            dcorr = spectrogram_correlation(spec, dec_b[j]) if dec_b is not None else math.nan
+            spec_d = model.to_decoder_domain(spec)
+            rcorr_log = spectrogram_correlation(spec_d, model.to_decoder_domain(rspec))
+            dcorr = spectrogram_correlation(spec_d, dec_b[j]) if dec_b is not None else math.nan
             keep_this = i < keep
             results.append(MelodyResult(
-                i, notes, acc, n_voiced, rcorr, dcorr,
+                i, notes, acc, n_voiced, rcorr, dcorr, rcorr_log,
                 est if keep_this else None, rspec if keep_this else None,
                 (np.asarray(dec_b[j]) if dec_b is not None else None) if keep_this else None,
                 audio if keep_this else None))
@@ -327,6 +360,7 @@ def summarize(results: list[MelodyResult], pooled: dict | None = None, vel_pairs
         **counts,
         "frame_pitch_acc": float((acc * n_voiced).sum() / n_voiced.sum()) if n_voiced.sum() else math.nan,
         "resynth_corr": _nanmean(r.resynth_corr for r in results),
+        "resynth_corr_log": _nanmean(r.resynth_corr_log for r in results),
         "decoder_corr": _nanmean(r.decoder_corr for r in results),
         "controls": {},
     }

@@ -121,3 +121,133 @@ def test_pearson_edge_cases():
         E.pearson(np.ones(3), np.ones(4))
     s = np.random.default_rng(0).random((50, 128))
     assert E.spectrogram_correlation(s, s[:40]) == pytest.approx(1.0)
+    assert E.spectrogram_correlation(s, np.zeros_like(s)) == 0.0   # silent resynthesis scores 0
+
+
+# ---- held-out sets: the FluidSynth piano --------------------------------------------------------
+def _f0_autocorr(x, sr, fmin=80.0, fmax=1200.0):
+    x = x - x.mean()
+    ac = np.correlate(x, x, mode="full")[len(x) - 1:]
+    lo, hi = int(sr / fmax), int(sr / fmin)
+    seg = ac[lo:hi]
+    # the first local maximum within 90 % of the highest: multiples of the period score as high
+    peaks = [k for k in range(1, len(seg) - 1) if seg[k] >= seg[k - 1] and seg[k] >= seg[k + 1]]
+    lag = lo + next(k for k in peaks if seg[k] >= 0.9 * seg.max())
+    a, b, c = ac[lag - 1], ac[lag], ac[lag + 1]           # parabolic refinement of the peak
+    return sr / (lag + 0.5 * (a - c) / (a - 2 * b + c))
+
+
+def _fluidsynth_ok() -> bool:
+    try:
+        import fluidsynth  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    from rtmirror.models.heldout import GM_SOUNDFONT
+    return Path(GM_SOUNDFONT).is_file()
+
+
+@pytest.mark.fluidsynth
+@pytest.mark.parametrize("note", [57, 64, 69, 74])
+def test_fluidsynth_piano_plays_the_right_pitch(note):
+    require(_fluidsynth_ok(), "FluidSynth + GM sound font (apt: fluidsynth fluid-soundfont-gm; pip: pyfluidsynth)")
+    import soxr
+
+    from rtmirror.models.heldout import FluidSynthInstrument
+
+    piano = FluidSynthInstrument(program=0)
+    ev = [Event(0.1, NOTE_ON, note=note, velocity=110), Event(0.6, NOTE_OFF, note=note)]
+    x = piano.render(ev, 1.0)
+    assert x.shape == (44100,) and x.dtype == np.float32 and np.all(np.isfinite(x))
+    assert np.abs(x[:4000]).max() < 1e-3 < np.abs(x[4500:8000]).max()   # silent until the note-on
+    assert np.array_equal(x, piano.render(ev, 1.0))                       # reproducible
+    y = soxr.resample(x, 44100, 8000)
+    f0 = _f0_autocorr(y[1000:3000].astype(np.float64), 8000)
+    expected = 440.0 * 2 ** ((note - 69) / 12)
+    assert abs(12 * np.log2(f0 / expected)) < 0.3, (f0, expected)
+
+
+# ---- the runner end to end ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def exp1_small(tmp_path_factory):
+    from rtmirror.models import heldout as H
+    return H.get("exp1", 3, tmp_path_factory.mktemp("heldout"), progress=False)
+
+
+def test_heldout_set_is_deterministic_and_consistent(exp1_small, tmp_path):
+    from rtmirror.models import heldout as H
+    ds = exp1_small
+    assert ds.audio.shape == (3, 16000) and ds.truth.shape == (3, 250, 8)
+    assert ds.seeds.tolist() == [H.HELDOUT_SEED_BASE + i for i in range(3)]
+    again = H.generate("exp1", 2, progress=False)
+    assert np.array_equal(again.audio, ds.audio[:2]) and np.array_equal(again.truth, ds.truth[:2])
+    # the truth gate is on exactly while a note sounds, and the note table agrees with it
+    iv, p, _ = ds.notes(0)
+    assert len(p) == 5 and set(p) <= {62, 64, 65, 67, 69, 71, 72, 74}
+    gate = ds.truth[0, :, ds.space.role_index("gate")]
+    for on, off in iv:
+        assert gate[int(round(on * 125))] == 1.0 and gate[int(round(off * 125))] == 0.0
+    # a smaller request is served from the cache (same melodies)
+    sub = H.get("exp1", 2, ds.path.parent, progress=False)
+    assert np.array_equal(sub.audio, ds.audio[:2])
+
+
+def test_runner_oracle_scores_perfectly(exp1_small):
+    """A 'model' that outputs the true control frames must get F1 1, pitch 100 %, r 1."""
+    from rtmirror.frontend import FrontendConfig
+
+    truth = exp1_small.truth
+    seen = []
+
+    def oracle(spec_batch):
+        i = len(seen)
+        seen.extend(range(i, i + len(spec_batch)))
+        return truth[i:i + len(spec_batch)].astype(np.float64)
+
+    model = E.Model("oracle", exp1_small.space, FrontendConfig(), oracle)
+    res = E.evaluate_set(model, exp1_small, keep=1, batch=2, progress=False)
+    s = res.summary
+    assert s["n_melodies"] == 3 and seen == [0, 1, 2]
+    assert s["note_f1"] == 1.0 and s["frame_pitch_acc"] == 1.0
+    for name in ("OSC: Volume2", "VCF1: Frequency", "VCF1: Resonance", "ENV1: Attack", "ENV1: Decay"):
+        assert s["controls"][name]["r"] == pytest.approx(1.0, abs=1e-6), name
+        assert s["controls"][name]["mae"] < 1e-6, name
+    assert s["controls"]["ENV1: Attack"]["n"] == 15            # per note: 3 melodies x 5 notes
+    assert s["resynth_corr"] > 0.95                            # the same synth plays the same notes
+    assert res.melodies[0].est_frames is not None and res.melodies[1].est_frames is None
+
+
+def test_eval_cli_end_to_end_with_a_tiny_checkpoint(exp1_small, tmp_path):
+    """`rtmirror eval --report` on 3 melodies with an untrained tiny checkpoint: runs, writes
+    results.json, REPORT.md, PNGs and WAVs, and the numbers are in range."""
+    import json
+
+    import torch
+
+    from rtmirror.cli import main
+    from rtmirror.frontend import FrontendConfig
+    from rtmirror.models.checkpoint import save_checkpoint
+    from rtmirror.models.decoder import Decoder, DecoderConfig
+    from rtmirror.models.encoder import Encoder, EncoderConfig
+
+    torch.manual_seed(0)
+    space = exp1_small.space
+    enc = Encoder(EncoderConfig.for_space(space, hidden=16, freq_channels=4, dilations=(1, 2)))
+    dec = Decoder(DecoderConfig.for_space(space, hidden=16, dilations=(1, 2)))
+    ck = save_checkpoint(tmp_path / "ck" / "tiny", enc, dec,
+                         {"control_space": space.to_dict(), "frontend": FrontendConfig().to_dict(),
+                          "synth": "builtin", "train_config": {"mode": "mirror", "init": True}})
+    out = tmp_path / "REPORT.md"
+    rc = main(["eval", "--checkpoint", str(ck), "--sets", "exp1:3", "--report", "--quiet",
+               "--out", str(out), "--fig-dir", str(tmp_path / "fig"),
+               "--cache-dir", str(exp1_small.path.parent)])
+    assert rc == 0
+    res = json.loads((tmp_path / "fig" / "results.json").read_text())["results"]["tiny"]["exp1"]
+    assert res["n_melodies"] == 3 and 0.0 <= res["note_f1"] <= 1.0 and 0.0 <= res["frame_pitch_acc"] <= 1.0
+    assert -1.0 <= res["decoder_corr"] <= 1.0
+    text = out.read_text()
+    assert "## Targets" in text and "| `tiny` | 3 |" in text
+    pngs = sorted(p.name for p in (tmp_path / "fig").glob("*.png"))
+    assert "exp1_0_triptych.png" in pngs and "exp1_0_controls.png" in pngs
+    import soundfile as sf
+    info = sf.info(str(tmp_path / "fig" / "exp1_0_input.wav"))
+    assert info.subtype == "PCM_16" and info.samplerate == 8000 and info.frames <= 16000

@@ -1,0 +1,250 @@
+"""`rtmirror eval`: evaluate encoders on held-out sets; `--report` also rewrites REPORT.md.
+
+    rtmirror eval                                  # every checkpoint under models/checkpoints/
+    rtmirror eval --checkpoint models/checkpoints/exp1 --sets exp1,exp3-piano -n 50
+    rtmirror eval --report                         # the one command that regenerates REPORT.md
+
+Each model is evaluated on the sets that fit its control space (exp1 -> exp1 + exp3, exp2 -> exp2,
+live -> general + exp3 piano) unless --sets names them. Results go to docs/report/results.json;
+the report's figures and WAVs to docs/report/.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CHECKPOINTS = Path("models/checkpoints")
+DEFAULT_SETS_BY_SPACE = {
+    "exp1": ["exp1", "exp3-amsynth", "exp3-piano"],
+    "exp2": ["exp2"],
+    "live": ["general", "exp3-piano"],
+}
+SET_ORDER = ["exp1", "exp2", "general", "exp3-amsynth", "exp3-piano"]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--checkpoint", action="append", default=[], metavar="DIR[=NAME]",
+                   help="checkpoint directory (repeatable); default: every model under models/checkpoints/")
+    p.add_argument("--sets", default="", help="comma list of held-out sets, each optionally SET:N "
+                   "(exp1, exp2, general, exp3-amsynth, exp3-piano); default: by the model's control set")
+    p.add_argument("-n", "--n", type=int, default=200, help="melodies per set (default 200, the issue's exp1 size)")
+    p.add_argument("--n-exp3", type=int, default=None, help="melodies per exp3 set (default: --n)")
+    p.add_argument("--report", action="store_true", help="also write REPORT.md with figures and WAVs")
+    p.add_argument("--out", default="REPORT.md", help="report path (with --report)")
+    p.add_argument("--fig-dir", default="docs/report", help="figures, WAVs and results.json")
+    p.add_argument("--examples", type=int, default=2, help="examples per set in the report")
+    p.add_argument("--main", default=None, help="the exp1 MirrorNet model the targets are checked on")
+    p.add_argument("--supervised", default=None, help="the supervised-only baseline (for the exp3 comparison)")
+    p.add_argument("--runs", default="runs", help="where training runs keep metrics CSVs (loss curves)")
+    p.add_argument("--note", action="append", default=[], help="a line for the report's 'What ran' section")
+    p.add_argument("--cache-dir", default=None, help="held-out set cache (default datasets/heldout)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _parse_checkpoints(specs: list[str]) -> list[tuple[str, Path]]:
+    out = []
+    if not specs:
+        if DEFAULT_CHECKPOINTS.is_dir():
+            for d in sorted(DEFAULT_CHECKPOINTS.iterdir()):
+                if (d / "model.safetensors").is_file():
+                    out.append((d.name, d))
+        return out
+    for s in specs:
+        path, _, name = s.partition("=")
+        p = Path(path)
+        out.append((name or (p.name if p.is_dir() else p.parent.name), p))
+    return out
+
+
+def _parse_sets(text: str, n: int, n_exp3: int | None) -> list[tuple[str, int]] | None:
+    if not text:
+        return None
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, size = item.partition(":")
+        out.append((name, int(size) if size else (n_exp3 or n) if name.startswith("exp3") else n))
+    return out
+
+
+def _role(meta: dict) -> str:
+    """'supervised' | 'mirror (init)' | 'mirror (no init)' | '?' from a checkpoint's training config."""
+    tc = meta.get("train_config") or {}
+    mode = str(tc.get("mode", tc.get("regimen", ""))).lower()
+    if "supervised" in mode:
+        return "supervised"
+    init = tc.get("init", tc.get("supervised_init"))
+    if isinstance(init, dict):
+        init = init.get("enabled", init.get("steps", 0))
+    if mode or "mirror" in tc:
+        return "mirror (init)" if init else "mirror (no init)"
+    return "?"
+
+
+def _training_text(meta: dict) -> str:
+    prog = meta.get("progress") or {}
+    bits = [_role(meta)]
+    for k in ("step", "steps", "round", "rounds", "epoch"):
+        if k in prog:
+            bits.append(f"{k} {prog[k]}")
+    for k in ("train_time_s", "wall_s", "elapsed_s", "time_s"):
+        v = prog.get(k, (meta.get("metrics") or {}).get(k))
+        if isinstance(v, (int, float)):
+            bits.append(f"{v / 60:.0f} min CPU wall")
+            break
+    return ", ".join(bits)
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from rtmirror.models import evaluate as E
+    from rtmirror.models import heldout as H
+    from rtmirror.models import report as R
+
+    torch.set_num_threads(max(1, args.threads))
+    ckpts = _parse_checkpoints(args.checkpoint)
+    if not ckpts:
+        print(f"rtmirror eval: no checkpoints (none under {DEFAULT_CHECKPOINTS}/, none given)", file=sys.stderr)
+        return 2
+    forced_sets = _parse_sets(args.sets, args.n, args.n_exp3)
+    fig_dir = Path(args.fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for s, _ in forced_sets or []:
+        if s not in H.SETS:
+            print(f"rtmirror eval: unknown set {s!r}; known: {', '.join(H.SETS)}", file=sys.stderr)
+            return 2
+
+    models = {}
+    for name, path in ckpts:
+        try:
+            models[name] = E.load_model(path, name)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"rtmirror eval: cannot load {path}: {exc}", file=sys.stderr)
+            return 2
+
+    results: dict[str, dict] = {}
+    kept: dict[tuple[str, str], E.SetResult] = {}
+    datasets: dict[str, H.HeldoutSet] = {}
+    t0 = time.time()
+    for name, model in models.items():
+        sets = forced_sets or [(s, (args.n_exp3 or args.n) if s.startswith("exp3") else args.n)
+                               for s in DEFAULT_SETS_BY_SPACE.get(model.space.name, ["exp1"])]
+        results[name] = {}
+        for set_name, n in sets:
+            key = f"{set_name}:{n}"
+            if key not in datasets:
+                try:
+                    datasets[key] = H.get(set_name, n, args.cache_dir, sample_rate=model.frontend.sample_rate,
+                                          progress=not args.quiet)
+                except (OSError, RuntimeError, ImportError, ValueError) as exc:
+                    print(f"rtmirror eval: held-out set {set_name} unavailable: {exc}", file=sys.stderr)
+                    continue
+            res = E.evaluate_set(model, datasets[key], keep=args.examples if args.report else 0,
+                                 progress=not args.quiet)
+            results[name][set_name] = res.summary
+            kept[(name, set_name)] = res
+            s = res.summary
+            print(f"{name:>28s} {set_name:>13s} n={s['n_melodies']:4d}  noteF1 {s['note_f1']:.3f}  "
+                  f"pitch {100 * s['frame_pitch_acc']:.1f}%  resynth r {s['resynth_corr']:.3f}  "
+                  + "  ".join(f"{c}: r {v['r']:.2f}" for c, v in s["controls"].items()), flush=True)
+    elapsed = time.time() - t0
+
+    out_json = fig_dir / "results.json"
+    payload = {"results": results, "elapsed_s": elapsed,
+               "models": {m: {"path": mod.info.get("path"), "space": mod.space.name,
+                              "role": _role(mod.info.get("meta", {}))} for m, mod in models.items()}}
+    tmp = out_json.with_name(out_json.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v,
+                              allow_nan=True))
+    os.replace(tmp, out_json)
+    print(f"results -> {out_json} ({elapsed:.0f} s)")
+    if args.report:
+        write_full_report(args, models, results, kept, datasets, elapsed)
+        print(f"report -> {args.out}")
+    return 0
+
+
+def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
+    import numpy as np
+
+    from rtmirror.models import heldout as H
+    from rtmirror.models import report as R
+
+    fig_dir = Path(args.fig_dir)
+    roles = {m: _role(mod.info.get("meta", {})) for m, mod in models.items()}
+    main = args.main or next((m for m, mod in models.items() if mod.space.name == "exp1" and roles[m].startswith("mirror")
+                              and "exp1" in results.get(m, {}) and "noinit" not in m.replace("-", "").replace("_", "")), None) \
+        or next((m for m, mod in models.items() if mod.space.name == "exp1" and "exp1" in results.get(m, {})), None)
+    supervised = args.supervised or next((m for m in models if roles[m] == "supervised"
+                                          and models[m].space.name == "exp1"), None)
+
+    # loss curves: metrics CSV in the checkpoint directory, else runs/<name>/
+    curves = {}
+    for m, mod in models.items():
+        path = Path(mod.info.get("path", ""))
+        for cand in [path / "metrics.csv", Path(args.runs) / m / "metrics.csv"]:
+            if cand.is_file():
+                try:
+                    curves[m] = R.read_metrics_csv(cand)
+                except (OSError, ValueError):
+                    pass
+                break
+    loss_png = fig_dir / "loss_curves.png"
+    has_loss = R.loss_curves_png(loss_png, curves)
+
+    # examples: for each set the main model (or the first one that ran on it)
+    examples = []
+    for set_name in SET_ORDER:
+        cands = [m for m in models if (m, set_name) in kept]
+        if not cands:
+            continue
+        m = main if main in cands else (next((c for c in cands if roles[c].startswith("mirror")), cands[0]))
+        res, mod = kept[(m, set_name)], models[m]
+        ds = next(d for k, d in datasets.items() if k.startswith(set_name + ":"))
+        specs = ds.spectrograms(mod.frontend)
+        for mr in [r for r in res.melodies if r.est_frames is not None][: args.examples]:
+            stem = f"{set_name}_{mr.index}"
+            tri = fig_dir / f"{stem}_triptych.png"
+            R.triptych_png(tri, mod.to_decoder_domain(specs[mr.index]), mr.decoded_spec,
+                           mod.to_decoder_domain(mr.resynth_spec), mod.frontend.frame_rate, mod.frontend.shift,
+                           f"{set_name} #{mr.index}, {m} (compressed spectrograms)", mr.resynth_corr_log,
+                           mr.decoder_corr)
+            ctl = fig_dir / f"{stem}_controls.png"
+            R.controls_png(ctl, mr.est_frames, ds.truth[mr.index], mod.space, ds.space, mod.frontend.frame_rate,
+                           f"{set_name} #{mr.index}, {m}: note F1 {mr.notes['f1']:.2f}, "
+                           f"pitch acc {100 * mr.pitch_acc:.0f} %", ds.truth_knobs)
+            wav_in, wav_out = fig_dir / f"{stem}_input.wav", fig_dir / f"{stem}_resynth.wav"
+            R.write_wav(wav_in, ds.audio[mr.index], ds.sample_rate)
+            R.write_wav(wav_out, mr.resynth_audio, mod.frontend.sample_rate)
+            rel = lambda p: os.path.relpath(p, Path(args.out).parent or ".")
+            examples.append((set_name, m, rel(tri), rel(ctl), rel(wav_in), rel(wav_out)))
+
+    set_info = {}
+    for set_name in SET_ORDER:
+        sizes = sorted({int(k.split(":")[1]) for k in datasets if k.startswith(set_name + ":")})
+        if sizes:
+            spec = H.SETS[set_name]
+            set_info[set_name] = {"n": ", ".join(map(str, sizes)), "description": spec.description,
+                                  "seeds": f"{spec.seed_base} + i"}
+    models_info = {}
+    for m, mod in models.items():
+        meta = mod.info.get("meta", {})
+        models_info[m] = {"space": mod.space.name, "synth": meta.get("synth", "?") if isinstance(meta.get("synth"), str)
+                          else json.dumps(meta.get("synth")), "training": _training_text(meta),
+                          "notes": f"`{mod.info.get('path')}`"}
+    notes = list(args.note) + [f"Evaluation wall time {elapsed / 60:.1f} min on a shared 2-core VM, "
+                               f"torch threads {args.threads}."]
+    command = "rtmirror eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "rtmirror eval --report"
+    R.write_report(Path(args.out), results, models_info, set_info,
+                   {"loss": os.path.relpath(loss_png, Path(args.out).parent or ".") if has_loss else None,
+                    "examples": examples}, notes, main, supervised, command)

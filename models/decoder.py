@@ -78,4 +78,4 @@ class Decoder(nn.Module):
 
     def forward(self, controls: torch.Tensor) -> torch.Tensor:       # (B, K, T) -> (B, 128, T)
         h = self.blocks(self.lift(self.features(controls)))
-        return self.out(F.gelu(self.out_norm(h)))
+        return self.out(F.relu(self.out_norm(h)))

@@ -117,14 +117,14 @@ class Encoder(nn.Module):
     # -- per-frame parts (no state) -----------------------------------------------------------
     def _front(self, spec: torch.Tensor) -> torch.Tensor:             # (B, F, T) -> (B, H, T)
         x = compress(spec, self.cfg.input_eps, self.cfg.input_scale).unsqueeze(1)   # (B, 1, F, T)
-        x = F.gelu(self.freq1(x))
-        x = F.gelu(self.freq2(x))                                      # (B, cf, F', T)
+        x = F.relu(self.freq1(x))
+        x = F.relu(self.freq2(x))                                      # (B, cf, F', T)
         x = self.proj(x.flatten(1, 2))                                 # (B, H, T)
-        return F.gelu(self.proj_norm(x))
+        return F.relu(self.proj_norm(x))
 
     def _heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, H, T) -> controls (B, K, T) in [0, 1], pitch logits (B, P, T) or None."""
-        h = F.gelu(self.out_norm(h))
+        h = F.relu(self.out_norm(h))
         plain = torch.sigmoid(self.head(h))                            # (B, K or K-1, T)
         if not self.has_classes:
             return plain, None

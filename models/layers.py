@@ -58,7 +58,7 @@ class CausalConv1d(nn.Module):
 
 
 class CausalResBlock(nn.Module):
-    """x + W2 · gelu(norm(causal_conv(x))): one dilated, streamable residual block."""
+    """x + W2 · relu(norm(causal_conv(x))): one dilated, streamable residual block."""
 
     def __init__(self, channels: int, kernel: int, dilation: int):
         super().__init__()
@@ -67,7 +67,7 @@ class CausalResBlock(nn.Module):
         self.mix = nn.Conv1d(channels, channels, 1)
 
     def _tail(self, h: torch.Tensor) -> torch.Tensor:
-        return self.mix(F.gelu(self.norm(h)))
+        return self.mix(F.relu(self.norm(h)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self._tail(self.conv(x))
@@ -91,7 +91,7 @@ class ResBlock(nn.Module):
         self.mix = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(F.gelu(self.norm(self.conv(x))))
+        return x + self.mix(F.relu(self.norm(self.conv(x))))
 
 
 def gaussian_pitch_embedding(pitch01: torch.Tensor, n_classes: int, width: float) -> torch.Tensor:

@@ -13,6 +13,7 @@ from rtmirror.models import (Decoder, DecoderConfig, Encoder, EncoderConfig, loa
 from rtmirror.models.checkpoint import load_train_state, optimizer_state
 
 SPACE = ControlSpace.load("live")
+torch.set_num_threads(1)   # tiny nets: threads only fight over the shared cores
 
 
 def small_encoder(lookahead=0, pitch_head="classes", seed=0):

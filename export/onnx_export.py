@@ -89,6 +89,9 @@ def _export_to_proto(module: nn.Module, args: tuple, input_names, output_names, 
     with torch.no_grad(), warnings.catch_warnings():
         # The traced state slice `x[..., len - context:]` cannot be constant-folded; harmless.
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        # dynamo=False is deliberate: the classic exporter needs no onnxscript and traces `step` as is.
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript")
+        warnings.filterwarnings("ignore", message="The feature will be removed")
         torch.onnx.export(module, args, buf, input_names=list(input_names), output_names=list(output_names),
                           dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
                           dynamo=False)

@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
     p.add_argument("-n", "--n", type=int, default=200, help="melodies per set (default 200, the issue's exp1 size)")
     p.add_argument("--n-exp3", type=int, default=None, help="melodies per exp3 set (default: --n)")
     p.add_argument("--report", action="store_true", help="also write REPORT.md with figures and WAVs")
-    p.add_argument("--out", default="REPORT.md", help="report path (with --report)")
+    p.add_argument("--out", default=None, help="report path (implies --report; default REPORT.md)")
     p.add_argument("--fig-dir", default="docs/report", help="figures, WAVs and results.json")
     p.add_argument("--examples", type=int, default=2, help="examples per set in the report")
     p.add_argument("--main", default=None, help="the exp1 MirrorNet model the targets are checked on")
@@ -112,6 +112,9 @@ def run(args) -> int:
     from rtmirror.models import report as R
 
     torch.set_num_threads(max(1, args.threads))
+    if args.out is not None:
+        args.report = True
+    args.out = args.out or "REPORT.md"
     ckpts = _parse_checkpoints(args.checkpoint)
     if not ckpts:
         print(f"rtmirror eval: no checkpoints (none under {DEFAULT_CHECKPOINTS}/, none given)", file=sys.stderr)

@@ -15,8 +15,11 @@ Metrics (per melody, pooled per set by `summarize`):
     reads them at note-on) and velocity per matched note: the value the Performer sent with the
     estimated note-on against the true note's value;
   * resynthesis similarity: Pearson correlation between the input's auditory spectrogram and the
-    spectrogram of the built-in voice playing the inferred events (and, where the model has a
-    decoder, of D(E(x)) too: the gap between the two shows decoder exploitation).
+    spectrogram of the built-in voice playing the inferred events, over all (frame, channel)
+    cells, mean over melodies ("resynth_corr", linear spectrograms as wav2aud gives them).
+    The same in the decoder's compressed domain ("resynth_corr_log") sits beside D(E(x))'s
+    correlation with x ("decoder_corr"): D(E(x)) far better than synth(E(x)) means the encoder
+    found the decoder's blind spots rather than the synth's controls.
 """
 from __future__ import annotations
 

@@ -215,12 +215,16 @@ def _targets_section(results: dict, main_exp1: str | None, supervised: str | Non
 
 
 def _set_tables(set_name: str, per_model: dict[str, dict]) -> list[str]:
-    lines = ["| model | melodies | note P | note R | note F1 | frame pitch acc | resynth r | D(E(x)) r |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | melodies | note P | note R | note F1 | frame pitch acc | resynth r | "
+             "resynth r (log) | D(E(x)) r (log) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for m, s in per_model.items():
         lines.append(f"| `{m}` | {s['n_melodies']} | {fmt(s['note_precision'])} | {fmt(s['note_recall'])} | "
                      f"{fmt(s['note_f1'])} | {fmt(s['frame_pitch_acc'], pct=True)} | {fmt(s['resynth_corr'])} | "
-                     f"{fmt(s.get('decoder_corr'))} |")
+                     f"{fmt(s.get('resynth_corr_log'))} | {fmt(s.get('decoder_corr'))} |")
+    lines += ["", "resynth r: the input's auditory spectrogram against the built-in voice playing the inferred "
+              "events (linear, as wav2aud gives it); (log): both in the decoder's compressed domain, beside "
+              "the decoder's own imitation D(E(x))."]
     names = []
     for s in per_model.values():
         names += [n for n in s.get("controls", {}) if n not in names]

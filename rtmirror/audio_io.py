@@ -1,0 +1,217 @@
+"""Audio sources for the engine: a sounddevice input stream, or a file fed in blocks.
+
+Both put mono float32 into a `Ring` (rtmirror.ring) that the engine's worker drains, and expose
+`sample_rate`, `start()`, `stop()`, `finished`, `error`, `latency_s`, `overflows`.
+
+The sounddevice callback only copies into the preallocated ring (mono downmix or one channel,
+in place) and counts status flags: it never blocks, allocates per block, logs or raises.
+sounddevice is imported lazily: PortAudio scans host APIs at import, and JACK is listed only if
+its server ran at that moment (`rescan()` re-initializes PortAudio to pick up a new server).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from rtmirror.ring import Ring
+
+
+def _sd():
+    try:
+        import sounddevice as sd
+    except OSError as exc:   # "PortAudio library not found"
+        raise RuntimeError(f"audio input unavailable: {exc} (install libportaudio2)") from None
+    return sd
+
+
+def rescan() -> None:
+    """Re-initialize PortAudio so devices/host APIs that appeared since import are listed."""
+    sd = _sd()
+    sd._terminate()
+    sd._initialize()
+
+
+def list_input_devices() -> list[dict]:
+    """[{index, name, hostapi, channels, default_samplerate, default}] for devices with inputs."""
+    try:
+        sd = _sd()
+        devices = sd.query_devices()
+        apis = sd.query_hostapis()
+        default_in = sd.default.device[0]
+    except Exception:
+        return []
+    out = []
+    for i, d in enumerate(devices):
+        if d["max_input_channels"] > 0:
+            out.append({"index": i, "name": d["name"], "hostapi": apis[d["hostapi"]]["name"],
+                        "channels": d["max_input_channels"],
+                        "default_samplerate": d["default_samplerate"], "default": i == default_in})
+    return out
+
+
+def find_input_device(spec: str | int | None) -> int | None:
+    """A device index from an index, an exact name or a unique substring; None = the default.
+
+    Raises LookupError with the list of inputs when nothing (or more than one) matches."""
+    devices = list_input_devices()
+    if not devices:
+        raise LookupError("no audio input device found")
+    if spec is None or spec == "":
+        for d in devices:
+            if d["default"]:
+                return d["index"]
+        return devices[0]["index"]
+    s = str(spec)
+    if s.isdigit():
+        idx = int(s)
+        if any(d["index"] == idx for d in devices):
+            return idx
+        raise LookupError(f"no input device with index {idx}; inputs: {_names(devices)}")
+    exact = [d["index"] for d in devices if d["name"] == s]
+    if exact:
+        return exact[0]
+    hits = [d["index"] for d in devices if s.lower() in d["name"].lower()]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise LookupError(f"no input device matches {s!r}; inputs: {_names(devices)}")
+    raise LookupError(f"input device {s!r} is ambiguous: {[d['name'] for d in devices if d['index'] in hits]}")
+
+
+def _names(devices) -> str:
+    return ", ".join(f"[{d['index']}] {d['name']}" for d in devices) or "none"
+
+
+class MicInput:
+    """A sounddevice InputStream feeding a Ring.
+
+    device: index/name/None (default input); sample_rate: None = the device's default rate (the
+    engine resamples); channel: None = mono downmix of all channels, else that channel (0-based).
+    """
+
+    def __init__(self, device=None, sample_rate: int | None = None, channel: int | None = None,
+                 blocksize: int = 0, ring_seconds: float = 2.0, latency="low"):
+        sd = _sd()
+        self.device = find_input_device(device)
+        info = sd.query_devices(self.device)
+        self.device_name = info["name"]
+        self.sample_rate = int(sample_rate or info["default_samplerate"])
+        n_in = int(info["max_input_channels"])
+        if channel is not None and not (0 <= channel < n_in):
+            raise ValueError(f"channel {channel} out of range: {self.device_name!r} has {n_in} input channels")
+        self.channel = channel
+        self.n_channels = 1 if channel is None and n_in == 1 else (n_in if channel is None else channel + 1)
+        self.blocksize = blocksize
+        self.latency = latency
+        self.ring = Ring(int(ring_seconds * self.sample_rate))
+        self.overflows = 0
+        self.callbacks = 0
+        self.error: str | None = None
+        self.finished = False              # a live input never runs out
+        self.latency_s = 0.0
+        self._stream = None
+        self._stopping = False
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        # Real-time context: copy, count, return. Nothing here may raise or block.
+        try:
+            if status:
+                self.overflows += 1
+            self.ring.write_frames(indata, self.channel)
+            self.callbacks += 1
+        except Exception:
+            self.overflows += 1
+
+    def _finished(self) -> None:
+        if not self._stopping:
+            self.error = f"input stream {self.device_name!r} stopped unexpectedly (device lost?)"
+
+    def start(self) -> None:
+        sd = _sd()
+        self._stopping = False
+        self._stream = sd.InputStream(
+            device=self.device, channels=self.n_channels, samplerate=self.sample_rate,
+            blocksize=self.blocksize, dtype="float32", latency=self.latency,
+            callback=self._callback, finished_callback=self._finished)
+        self.latency_s = float(self._stream.latency)
+        self._stream.start()
+
+    def abort(self) -> None:
+        """Stop the stream as a device loss would (used by fault tests)."""
+        if self._stream is not None:
+            self._stream.abort()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._stream is not None:
+            try:
+                self._stream.abort()
+                self._stream.close()
+            finally:
+                self._stream = None
+
+
+class FileInput:
+    """Feeds a mono signal into a Ring in blocks from a thread.
+
+    realtime=True: one block every block/sample_rate seconds (like a sound card; a full ring drops
+    and counts). realtime=False: as fast as the consumer takes it (waits for room, never drops).
+    """
+
+    def __init__(self, audio: np.ndarray, sample_rate: int, block: int = 128, realtime: bool = True,
+                 ring_seconds: float = 2.0):
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        self.sample_rate = int(sample_rate)
+        self.block = int(block)
+        self.realtime = realtime
+        self.ring = Ring(max(int(ring_seconds * self.sample_rate), 4 * self.block))
+        self.overflows = 0
+        self.error: str | None = None
+        self.finished = False
+        self.latency_s = self.block / self.sample_rate if realtime else 0.0
+        self.pushed = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_file(cls, path, sample_rate: int | None = None, **kw) -> "FileInput":
+        import soundfile as sf
+        if sample_rate is None:
+            x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+            return cls(x.mean(axis=1), sr, **kw)
+        from rtmirror.frontend import load_audio
+        return cls(load_audio(str(path), sample_rate), sample_rate, **kw)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._feed, name="rtmirror-file-input", daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        period = self.block / self.sample_rate
+        t_next = time.perf_counter()
+        x = self.audio
+        for i in range(0, len(x), self.block):
+            if self._stop.is_set():
+                return
+            blk = x[i:i + self.block]
+            if self.realtime:
+                t_next += period
+                delay = t_next - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                if not self.ring.write(blk):
+                    self.overflows += 1
+            else:
+                while self.ring.free() < len(blk):      # wait for room: never drop
+                    if self._stop.wait(0.0005):
+                        return
+                self.ring.write(blk)
+            self.pushed += len(blk)
+        self.finished = True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5.0)

@@ -1,0 +1,458 @@
+"""`rtmirror bench live`: the live engine's cost per frame, its latency, and a soak.
+
+Parts (all in one run, each a flag away):
+  1. compute: processing time per 8 ms frame for frontend + encoder + Performer + MIDI encoding
+     (median, p99) and the CPU share of one core, on a rendered melody fed in 128-sample blocks
+     (16 kHz, like a JACK period), with the frontend alone measured in the same run as anchor.
+  2. latency (--jack): end to end through a real JACK dummy server at 128-sample periods: a
+     player client plays clicks into rtmirror's input, a MidiIn records note-ons on rtmirror's
+     virtual port; onset -> note-on per click, next to the static breakdown (buffer, resampler,
+     frame, cochlear group delay, encoder lookahead, compute). Uses the *probe* encoder below so
+     the measurement does not depend on how well the shipped model was trained.
+  3. soak (--soak-seconds): that much audio fed as fast as possible through the threaded engine
+     (ring + worker + MIDI file sink): RSS and tracemalloc growth, drops, notes all closed.
+
+The probe encoder (`write_probe_model`) is a real ONNX step graph with a manifest, run by the
+real EncoderRuntime: gate = mean spectrogram energy above a threshold, pitch from the loudest
+channel (NSL CF = 440 * 2**((k - 31)/24 + shift)), one state (the previous frame: lookahead 1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+# -- probe encoder --------------------------------------------------------------------------------
+def write_probe_model(path: str | Path, *, lookahead: int = 1, gate_threshold: float = 0.01,
+                      frontend: dict | None = None, control_space: dict | None = None,
+                      n_graph_controls: int | None = None) -> Path:
+    """Write `path` (.onnx) + sidecar manifest of an energy-gate probe encoder (opset 17).
+
+    lookahead 0 or 1. frontend / control_space override the manifest's (defaults: the default
+    FrontendConfig and the "live" set); n_graph_controls != len(space) makes a deliberately
+    mismatched model (for fault tests).
+    """
+    import hashlib
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from rtmirror.controls import ControlSpace
+    from rtmirror.frontend.config import FrontendConfig
+    from rtmirror.manifest import METADATA_KEY, dumps, embedded_part
+
+    path = Path(path)
+    space = control_space or ControlSpace.load("live").to_dict()
+    fcfg = frontend or FrontendConfig().to_dict()
+    K = len(space["controls"]) if n_graph_controls is None else n_graph_controls
+    shift = int(fcfg.get("shift", -1))
+    names = [c["name"] for c in space["controls"]]
+    f = helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, 128, "T"])
+    out = helper.make_tensor_value_info("controls", TensorProto.FLOAT, [1, K, "T"])
+    nodes, inits = [], []
+
+    def const(name, value, dtype=np.float32):
+        inits.append(onnx.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    inputs, outputs = [f], [out]
+    if lookahead == 1:
+        s_in = helper.make_tensor_value_info("state_0", TensorProto.FLOAT, [1, 128, 1])
+        s_out = helper.make_tensor_value_info("new_state_0", TensorProto.FLOAT, [1, 128, 1])
+        inputs.append(s_in)
+        outputs.append(s_out)
+        nodes += [
+            helper.make_node("Concat", ["state_0", "frames"], ["x_all"], axis=2),
+            helper.make_node("Slice", ["x_all", const("s0", [0], np.int64), const("sm1", [-1], np.int64),
+                                       const("ax2", [2], np.int64)], ["x"]),
+            helper.make_node("Slice", ["x_all", "sm1", const("big", [2**62], np.int64), "ax2"], ["new_state_0"]),
+        ]
+    elif lookahead == 0:
+        nodes.append(helper.make_node("Identity", ["frames"], ["x"]))
+    else:
+        raise ValueError("probe lookahead must be 0 or 1")
+    nodes += [
+        helper.make_node("ReduceMean", ["x"], ["e"], axes=[1], keepdims=1),             # (1, 1, T)
+        helper.make_node("Greater", ["e", const("thr", gate_threshold)], ["g_b"]),
+        helper.make_node("Cast", ["g_b"], ["gate"], to=TensorProto.FLOAT),
+        helper.make_node("ArgMax", ["x"], ["k"], axis=1, keepdims=1),                    # (1, 1, T)
+        helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT),
+        # MIDI note = 69 + 12 * ((k - 31) / 24 + shift); normalized for pitch lo=36, hi=96
+        helper.make_node("Mul", ["kf", const("half", 0.5)], ["k2"]),
+        helper.make_node("Add", ["k2", const("noff", 69 - 15.5 + 12 * shift)], ["note"]),
+        helper.make_node("Sub", ["note", const("lo", 36.0)], ["n0"]),
+        helper.make_node("Div", ["n0", const("span", 60.0)], ["pitch"]),
+        helper.make_node("Mul", ["e", const("zero", 0.0)], ["z"]),
+        helper.make_node("Mul", ["e", const("two", 2.0)], ["e2"]),
+        helper.make_node("Min", ["e2", const("one", 1.0)], ["bright"]),
+    ]
+    cols = []
+    fixed = {"velocity": 0.7, "OSC: Volume2": 0.8, "VCF1: Resonance": 0.2, "ENV1: Attack": 0.3,
+             "ENV1: Decay": 0.4}
+    for j in range(K):
+        name = names[j] if j < len(names) else f"extra{j}"
+        if name == "pitch":
+            cols.append("pitch")
+        elif name == "gate":
+            cols.append("gate")
+        elif name == "VCF1: Frequency":
+            cols.append("bright")
+        else:
+            nodes.append(helper.make_node("Add", ["z", const(f"c{j}", fixed.get(name, 0.5))], [f"col{j}"]))
+            cols.append(f"col{j}")
+    nodes.append(helper.make_node("Concat", cols, ["controls"], axis=1))
+    graph = helper.make_graph(nodes, "rtmirror_probe", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+
+    n_state = 1 if lookahead == 1 else 0
+    manifest = {
+        "format_version": 1, "kind": "rtmirror.encoder", "rtmirror_version": "0.1.0", "opset": 17,
+        "n_controls": len(space["controls"]), "lookahead": lookahead, "control_space": space,
+        "frontend": fcfg, "synth": "builtin",
+        "step": {"inputs": ["frames"] + [f"state_{i}" for i in range(n_state)],
+                 "outputs": ["controls"] + [f"new_state_{i}" for i in range(n_state)],
+                 "state_shapes": [[1, 128, 1]] * n_state, "frames_input": "frames",
+                 "controls_output": "controls"},
+        "training": {"config_name": "probe (energy gate, loudest-channel pitch; not trained)"},
+    }
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, dumps(embedded_part(manifest))
+    data = model.SerializeToString()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    manifest["sha256"] = hashlib.sha256(data).hexdigest()
+    path.with_suffix(".json").write_text(dumps(manifest) + "\n")
+    return path
+
+
+def demo_audio(space, seconds: float, sr: int = 16000, seed: int = 1):
+    """(audio at sr, Melody): a general melody played by the built-in voice."""
+    from rtmirror.synth import make_synth
+    from rtmirror.synth.melody import general_melody
+    mel = general_melody(np.random.default_rng(seed), space, duration_s=seconds)
+    return make_synth("builtin", space, sample_rate=sr).render(mel.events, mel.duration_s), mel
+
+
+# -- 1. compute ---------------------------------------------------------------------------------
+def bench_compute(model, seconds: float, block: int = 128, sr: int = 16000) -> dict:
+    from rtmirror.engine import Pipeline
+    from rtmirror.frontend import CochlearStream, StreamResampler
+    from rtmirror.midi import MidiEncoder, MidiOut
+    from rtmirror.runtime import EncoderRuntime
+
+    runtime = EncoderRuntime(model)
+    audio, _ = demo_audio(runtime.space, seconds, sr)
+    blocks = [audio[i:i + block] for i in range(0, len(audio), block)]
+
+    # anchor: resampler + frontend alone, same blocks
+    res, coch = StreamResampler(sr, runtime.frontend.sample_rate), CochlearStream(runtime.frontend)
+    for b in blocks[:50]:
+        coch.process(res.process(b))                      # JIT warm-up
+    coch.reset()
+    res = StreamResampler(sr, runtime.frontend.sample_rate)
+    front, n_front = [], 0
+    for b in blocks:
+        t0 = time.perf_counter()
+        n = len(coch.process(res.process(b)))
+        front.append(time.perf_counter() - t0)
+        n_front += n
+
+    pipe = Pipeline(runtime, sr)
+    midi = MidiOut(MidiEncoder(runtime.space), [])
+    for b in blocks[:50]:
+        pipe.process(b)
+    pipe.reset()
+    per_frame, cpu0, wall0 = [], time.thread_time(), time.perf_counter()
+    for b in blocks:
+        t0 = time.perf_counter()
+        r = pipe.process(b)
+        midi.send_frames(r.events, r.times)
+        dt = time.perf_counter() - t0
+        if len(r.spec):
+            per_frame += [dt / len(r.spec)] * len(r.spec)
+    cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    audio_s = len(audio) / sr
+    pf = np.asarray(per_frame) * 1e3
+    fr = np.asarray(front) * 1e3 * len(blocks) / max(n_front, 1)
+    return {
+        "model": str(runtime.path), "audio_s": audio_s, "frames": len(pf),
+        "frame_ms_median": float(np.median(pf)), "frame_ms_p99": float(np.percentile(pf, 99)),
+        "frame_ms_max": float(pf.max()),
+        "cpu_share_of_core": cpu / audio_s,              # CPU seconds per second of audio
+        "realtime_factor": audio_s / wall,
+        "frontend_ms_per_frame_mean": float(np.mean(fr)),
+        "frontend_share_of_core": float(np.sum(front)) / audio_s,
+        "macs_per_frame": runtime.manifest.get("stats", {}).get("macs_per_frame"),
+    }
+
+
+# -- 2. latency through JACK ----------------------------------------------------------------------
+def bench_latency_jack(probe_model, clicks: int = 20, rate: int = 16000, period: int = 128) -> dict:
+    """Start a JACK dummy server, play tone bursts into `rtmirror live`'s engine, time note-ons."""
+    import subprocess
+    import uuid
+
+    name = f"rtmbench{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        os.environ["JACK_DEFAULT_SERVER"] = name
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, stdout=subprocess.DEVNULL)
+        return measure_latency_jack(probe_model, clicks, rate)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        os.environ.pop("JACK_DEFAULT_SERVER", None)
+
+
+def tone_bursts(n: int, sr: int, on_s: float = 0.25, off_s: float = 0.35, f0: float = 220.0):
+    """n saw-ish bursts separated by silence -> (audio, onset sample indices)."""
+    t = np.arange(int(on_s * sr)) / sr
+    burst = (0.3 * np.sin(2 * np.pi * f0 * t) + 0.15 * np.sin(4 * np.pi * f0 * t)).astype(np.float32)
+    gap = np.zeros(int(off_s * sr), np.float32)
+    lead = np.zeros(int(0.5 * sr), np.float32)           # let the AGC and the stream settle
+    parts, onsets, pos = [lead], [], len(lead)
+    for _ in range(n):
+        onsets.append(pos)
+        parts += [burst, gap]
+        pos += len(burst) + len(gap)
+    return np.concatenate(parts), np.asarray(onsets)
+
+
+def measure_latency_jack(probe_model, clicks: int, rate: int, collect_messages: bool = False) -> dict:
+    """With a JACK server running: engine on PortAudio's JACK input, player + MIDI recorder."""
+    import jack
+    import rtmidi
+
+    from rtmirror import audio_io
+    from rtmirror.live_cli import LiveOptions, build_engine
+
+    audio, onsets = tone_bursts(clicks, rate)
+    audio_io.rescan()
+    dev = next(d for d in audio_io.list_input_devices() if "JACK" in d["hostapi"])
+    engine = build_engine(LiveOptions(input=str(dev["index"]), sample_rate=rate, input_channel=0,
+                                      model=str(probe_model), midi_api="jack", virtual="rtmirror-bench"),
+                          on_message=lambda m: None)
+    player = JackPlayer(audio)
+    rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-rec")
+    got = []
+    rec.set_callback(lambda msg, _: got.append((player.client.frame_time, tuple(msg[0]))))
+    engine.start()
+    try:
+        ports = rec.get_ports()
+        rec.open_port(next(i for i, p in enumerate(ports) if "rtmirror-bench" in p), "in")
+        player.connect_to_portaudio()
+        start_frame = player.play()
+        while not player.done:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        engine.stop()
+        player.close()
+        time.sleep(0.05)
+        rec.close_port()
+    on_frames = [f for f, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    lat = []
+    for o in onsets:
+        onset_frame = start_frame + o
+        after = [f for f in on_frames if f >= onset_frame]
+        if after and after[0] - onset_frame < 0.3 * rate:
+            lat.append((after[0] - onset_frame) / rate * 1e3)
+    br = {k: v * 1e3 for k, v in engine.latency_breakdown().items()}
+    out = {"onsets": len(onsets), "detected": len(lat),
+           "latency_ms_median": float(np.median(lat)) if lat else None,
+           "latency_ms_p90": float(np.percentile(lat, 90)) if lat else None,
+           "breakdown_ms": br, "period_ms": 128 / rate * 1e3,
+           "dropped_frames": engine.snapshot.dropped_frames, "error": engine.error}
+    if collect_messages:
+        out["messages"] = got
+    return out
+
+
+class JackPlayer:
+    """A JACK client with one output port that plays a mono array once, from a chosen period."""
+
+    def __init__(self, audio: np.ndarray, name: str = "player"):
+        import jack
+        self.client = jack.Client(name, no_start_server=True)
+        self.port = self.client.outports.register("out")
+        self.audio = np.asarray(audio, np.float32)
+        self.pos = -1                      # -1: silent until play()
+        self.start_frame = None
+        self.done = False
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        buf = self.port.get_array()
+        if self.pos < 0 or self.done:
+            buf[:] = 0.0
+            return
+        if self.start_frame is None:
+            self.start_frame = self.client.last_frame_time
+        chunk = self.audio[self.pos:self.pos + frames]
+        buf[:len(chunk)] = chunk
+        buf[len(chunk):] = 0.0
+        self.pos += frames
+        if self.pos >= len(self.audio):
+            self.done = True
+
+    def connect_to_portaudio(self) -> str:
+        """Connect to the PortAudio input port of this process's stream (e.g. 'PortAudio:in_0')."""
+        targets = [p for p in self.client.get_ports(is_audio=True, is_input=True)
+                   if "PortAudio" in p.name and p.name.endswith("in_0")]
+        if not targets:
+            raise RuntimeError(f"no PortAudio input port in JACK: {[p.name for p in self.client.get_ports()]}")
+        self.client.connect(self.port, targets[0])
+        return targets[0].name
+
+    def play(self) -> int:
+        """Start at the next period; returns the JACK frame time of the first sample."""
+        self.pos = 0
+        while self.start_frame is None:
+            time.sleep(0.001)
+        return self.start_frame
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+class NoteChecker:
+    """A MIDI output that stores nothing: counts notes, checks every note-on gets its note-off."""
+
+    def __init__(self):
+        self.sounding: set[int] = set()
+        self.notes = self.unmatched = self.all_notes_off = 0
+
+    def send(self, t, m) -> None:
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            self.notes += 1
+            self.sounding.add(m[1])
+        elif m[0] & 0xF0 in (0x80, 0x90):
+            self.unmatched += m[1] not in self.sounding
+            self.sounding.discard(m[1])
+        elif m[0] & 0xF0 == 0xB0 and m[1] == 123:
+            self.all_notes_off += 1
+
+    def close(self) -> None:
+        pass
+
+
+# -- 3. soak --------------------------------------------------------------------------------------
+def bench_soak(model, seconds: float, out_dir: Path) -> dict:
+    """`seconds` of audio (a rendered melody looped) fed as fast as possible through the engine."""
+    import resource
+    import tracemalloc
+
+    from rtmirror.audio_io import FileInput
+    from rtmirror.engine import Engine, EngineConfig
+    from rtmirror.midi import MidiEncoder, MidiOut
+    from rtmirror.runtime import EncoderRuntime
+
+    runtime = EncoderRuntime(model)
+    sr = 16000
+    loop, _ = demo_audio(runtime.space, 30.0, sr, seed=3)
+    n_total = int(seconds * sr)
+    audio = np.resize(loop, n_total)                      # repeats the 30 s melody
+    rec = NoteChecker()
+    midi = MidiOut(MidiEncoder(runtime.space), [rec])
+    src = FileInput(audio, sr, block=128, realtime=False)
+    engine = Engine(runtime, src, midi, cfg=EngineConfig(max_backlog_s=None))
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    tracemalloc.start()
+    samples = []
+    t0 = time.perf_counter()
+    engine.start()
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=round(seconds), unit="s audio", desc="soak", leave=False)
+        done_prev = 0
+        while engine.running:
+            engine.join(1.0)
+            done = src.pushed // sr
+            bar.update(done - done_prev)
+            done_prev = done
+            cur, _ = tracemalloc.get_traced_memory()
+            samples.append((src.pushed / sr, rss_mb(), cur / 2**20))
+        bar.close()
+    finally:
+        engine.stop()
+    wall = time.perf_counter() - t0
+    tracemalloc.stop()
+    s = np.asarray(samples) if samples else np.zeros((1, 3))
+    tail = s[len(s) // 5:]                                # after warm-up
+    return {
+        "audio_s": n_total / sr, "wall_s": wall, "realtime_factor": n_total / sr / wall,
+        "frames": engine.pipeline.frames, "dropped_frames": engine.snapshot.dropped_frames,
+        "ring_refused_samples": src.ring.dropped_samples,
+        "notes": rec.notes, "notes_left_sounding": len(rec.sounding), "unmatched_note_offs": rec.unmatched,
+        "all_notes_off_sent": rec.all_notes_off,
+        "rss_mb_start": float(tail[0, 1]), "rss_mb_end": float(tail[-1, 1]),
+        "tracemalloc_mb_start": float(tail[0, 2]), "tracemalloc_mb_end": float(tail[-1, 2]),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "midi_messages": midi.sent, "error": engine.error,
+    }
+
+
+# -- CLI ----------------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="encoder .onnx for the compute and soak parts (default: shipped)")
+    p.add_argument("--seconds", type=float, default=20.0, help="audio for the compute part")
+    p.add_argument("--jack", action="store_true", help="also measure end-to-end latency through a JACK dummy server")
+    p.add_argument("--clicks", type=int, default=20, help="tone bursts for the JACK latency part")
+    p.add_argument("--soak-seconds", type=float, default=0.0,
+                   help="also run the soak with this much audio fed as fast as possible (e.g. 3600)")
+    p.add_argument("--json", help="write all numbers to this JSON file")
+
+
+def run(args) -> int:
+    import tempfile
+    results: dict = {"machine": f"{os.cpu_count()} CPUs, {sys.platform}"}
+    c = bench_compute(args.model, args.seconds)
+    results["compute"] = c
+    print(f"compute ({c['audio_s']:.0f} s of audio in 128-sample blocks at 16 kHz, model {Path(c['model']).name}):")
+    print(f"  per 8 ms frame: median {c['frame_ms_median']:.3f} ms, p99 {c['frame_ms_p99']:.3f} ms "
+          f"(target p99 <= 1 ms), max {c['frame_ms_max']:.2f} ms")
+    print(f"  CPU share of one core: {100 * c['cpu_share_of_core']:.1f} % (target <= 10 %); "
+          f"{c['realtime_factor']:.1f}x real time")
+    print(f"  anchor, resampler + frontend alone: {c['frontend_ms_per_frame_mean']:.3f} ms/frame, "
+          f"{100 * c['frontend_share_of_core']:.1f} % of a core; whole pipeline / frontend = "
+          f"{c['cpu_share_of_core'] / max(c['frontend_share_of_core'], 1e-9):.2f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.jack:
+            probe = write_probe_model(Path(tmp) / "probe.onnx")
+            lat = bench_latency_jack(probe, args.clicks)
+            results["latency_jack"] = lat
+            br = lat["breakdown_ms"]
+            print(f"latency through JACK (16 kHz, 128-sample periods = {lat['period_ms']:.1f} ms; probe encoder):")
+            if lat["latency_ms_median"] is not None:
+                print(f"  onset -> note-on received: median {lat['latency_ms_median']:.1f} ms, "
+                      f"p90 {lat['latency_ms_p90']:.1f} ms ({lat['detected']}/{lat['onsets']} onsets)")
+            else:
+                print(f"  no note-on detected ({lat['error']})")
+            print("  breakdown: " + ", ".join(f"{k} {v:.2f} ms" for k, v in br.items()))
+        if args.soak_seconds > 0:
+            s = bench_soak(args.model, args.soak_seconds, Path(tmp))
+            results["soak"] = s
+            print(f"soak: {s['audio_s']:.0f} s of audio in {s['wall_s']:.0f} s ({s['realtime_factor']:.1f}x real time), "
+                  f"{s['frames']} frames, dropped {s['dropped_frames']}, notes {s['notes']}, "
+                  f"left sounding {s['notes_left_sounding']}")
+            print(f"  RSS {s['rss_mb_start']:.1f} -> {s['rss_mb_end']:.1f} MB, tracemalloc "
+                  f"{s['tracemalloc_mb_start']:.2f} -> {s['tracemalloc_mb_end']:.2f} MB, error: {s['error']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0

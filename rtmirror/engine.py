@@ -1,0 +1,404 @@
+"""The live engine: audio source -> resample -> CochlearStream -> encoder step -> Performer -> sinks.
+
+Two layers:
+  * `Pipeline` — the synchronous chain, one call per audio block. `rtmirror file` runs it on a
+    whole file in blocks; the live `Engine` runs the very same object on ring-buffer blocks, so
+    live and offline give the same events for the same input. Every stage is block-partition
+    invariant (the frontend by its own parity test; the encoder is stepped one frame at a time;
+    the Performer is per frame), so the block sizes the audio arrives in do not matter.
+  * `Engine` — a worker thread draining the source's ring buffer through the Pipeline into a
+    MidiOut (port / file / printer), a ControlsCsv and a Snapshot for the GUI. Bounded latency:
+    when the backlog exceeds `max_backlog_s` it discards the oldest audio and counts the frames.
+
+No stuck notes: every way out of the worker (stop Event, end of input, device loss, model error,
+any exception) runs the same `finally`: the Performer's flush, note-offs for every sounding
+note, All Notes Off (CC 123), then the outputs close and `error` / `message` say what happened.
+
+Timing: event times are stream time of the resampled audio, frame i at i / frame_rate (frame i
+is the frame that ends at resampled sample (i + 1) * hop). The encoder's first `lookahead`
+outputs belong to frames before the stream started and are dropped, so control row i is frame
+i; `finish()` feeds `lookahead` zero frames to get the last frames out. `Pipeline.delay_s` is the
+resampler's delay: subtract it to place events on the input file's timeline.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rtmirror.events import NOTE_OFF, NOTE_ON, Event, sorted_events
+from rtmirror.frontend.config import FrontendConfig
+from rtmirror.snapshot import Snapshot
+
+
+@dataclass
+class BlockResult:
+    spec: np.ndarray             # (n, 128) new spectrogram columns
+    model: np.ndarray            # (m, K) the model's control frames (m = n once warmed up)
+    controls: np.ndarray         # (m, K) what the Performer got (holds applied, sanitized)
+    times: np.ndarray            # (m,) stream time of each control frame
+    events: list[Event] = field(default_factory=list)
+
+    @classmethod
+    def events_only(cls, events: list[Event], k: int = 0, n_channels: int = 128) -> "BlockResult":
+        return cls(np.zeros((0, n_channels), np.float32), np.zeros((0, k), np.float32),
+                   np.zeros((0, k), np.float32), np.zeros(0), list(events))
+
+
+class Pipeline:
+    """One audio block at `input_sr` in -> spectrogram columns, control frames and events out.
+
+    runtime: rtmirror.runtime.EncoderRuntime (its manifest fixes the control space and frontend).
+    frontend: the frontend configuration to run; must match the model's (ModelError otherwise).
+    """
+
+    def __init__(self, runtime, input_sr: int, performer_cfg=None, frontend: FrontendConfig | None = None):
+        from rtmirror.frontend import CochlearStream, StreamResampler
+        from rtmirror.performer import Performer
+
+        if frontend is not None:
+            runtime.check_frontend(frontend)   # a model trained on another frontend is refused
+        self.runtime = runtime
+        self.frontend = runtime.frontend
+        self.space = runtime.space
+        self.input_sr = int(input_sr)
+        self.frame_rate = self.frontend.frame_rate
+        sr = self.frontend.sample_rate
+        self.resampler = StreamResampler(self.input_sr, sr) if self.input_sr != sr else None
+        self.cochlea = CochlearStream(self.frontend)
+        self.performer = Performer(self.space, performer_cfg, self.frame_rate)
+        self.lookahead = int(runtime.lookahead)
+        self._k = len(self.space)
+        self.reset()
+
+    def reset(self) -> None:
+        self.runtime.reset()
+        self.cochlea.reset()
+        if self.resampler is not None and hasattr(self.resampler, "reset"):
+            self.resampler.reset()
+        self.performer.reset()
+        self._warmup = self.lookahead          # encoder rows still to drop
+        self.nonfinite_samples = 0             # input samples replaced by 0 (NaN/inf audio)
+        self.input_samples = 0
+        self.frames = 0                        # control frames given to the Performer
+
+    @property
+    def delay_s(self) -> float:
+        """Resampler delay in seconds (events are this late against the input timeline)."""
+        if self.resampler is None:
+            return 0.0
+        return float(getattr(self.resampler, "delay_samples", 0)) / self.frontend.sample_rate
+
+    def _sanitize(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if not np.isfinite(block).all():
+            bad = ~np.isfinite(block)
+            self.nonfinite_samples += int(bad.sum())
+            block = np.where(bad, np.float32(0.0), block)
+        return block
+
+    def process(self, block: np.ndarray, hold: np.ndarray | None = None) -> BlockResult:
+        """block (n,) float32 at input_sr; hold (K,) NaN = follow the model, else a fixed value."""
+        block = self._sanitize(block)
+        self.input_samples += len(block)
+        x = self.resampler.process(block) if self.resampler is not None else block
+        spec = self.cochlea.process(x, copy=True)                        # (n, 128), ours to keep
+        return self._controls(spec, hold)
+
+    def _controls(self, spec: np.ndarray, hold: np.ndarray | None) -> BlockResult:
+        n = len(spec)
+        model = np.empty((n, self._k), np.float32)
+        for j in range(n):                      # one frame per step: partition invariant
+            model[j] = self.runtime.step(spec[j:j + 1])[0]
+        if self._warmup:
+            drop = min(self._warmup, n)
+            model = model[drop:]
+            self._warmup -= drop
+        controls = model.copy() if np.isfinite(model).all() else np.nan_to_num(model, nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(controls, 0.0, 1.0, out=controls)
+        if hold is not None and not np.isnan(hold).all():
+            held = ~np.isnan(hold)
+            controls[:, held] = hold[held]
+        times = (self.frames + np.arange(len(controls))) / self.frame_rate
+        events: list[Event] = []
+        for row in controls:
+            events += self.performer.step(row)
+        self.frames += len(controls)
+        return BlockResult(spec, model, controls, times, events)
+
+    def finish(self, hold: np.ndarray | None = None) -> BlockResult:
+        """End of input: push the resampler's tail and the encoder's lookahead out, close notes."""
+        parts = []
+        if self.resampler is not None:
+            pad = int(math.ceil(self.delay_s * self.input_sr)) + self.frontend.hop * 2
+            parts.append(self.process(np.zeros(pad, np.float32), hold))
+        if self.lookahead:
+            tail = self._controls(np.zeros((self.lookahead, self.frontend.n_channels), np.float32), hold)
+            tail.spec = tail.spec[:0]            # padding, not spectrogram: one column per control frame
+            parts.append(tail)
+        flush = self.performer.flush()
+        k, c = self._k, self.frontend.n_channels
+        return BlockResult(
+            np.concatenate([p.spec for p in parts]) if parts else np.zeros((0, c), np.float32),
+            np.concatenate([p.model for p in parts]) if parts else np.zeros((0, k), np.float32),
+            np.concatenate([p.controls for p in parts]) if parts else np.zeros((0, k), np.float32),
+            np.concatenate([p.times for p in parts]) if parts else np.zeros(0),
+            [e for p in parts for e in p.events] + flush)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_backlog_s: float | None = 0.064  # live: drop the oldest audio beyond this; None = never drop
+    read_block: int = 2048               # most input samples processed per worker iteration
+    poll_s: float = 0.001                # worker sleep when the ring is empty
+    stop_on_port_loss: bool = False      # a vanished MIDI port stops the engine (else: report, go on)
+    stats_interval_s: float = 0.25
+    port_check_interval_s: float = 0.5
+    record: bool = False                 # keep every event and MIDI message (tests, demo)
+
+
+class EngineStopped(RuntimeError):
+    pass
+
+
+class Engine:
+    """Runs a Pipeline on a worker thread fed by an audio source (rtmirror.audio_io).
+
+    source: has `.ring` (rtmirror.ring.Ring), `.sample_rate`, `.start()`, `.stop()`,
+            `.finished` (a file source that has pushed everything), `.error` (str or None),
+            `.latency_s` (input buffer latency), `.overflows` (input status flags counted).
+    midi:   rtmirror.midi.MidiOut or None; csv: rtmirror.midi.ControlsCsv or None.
+    """
+
+    def __init__(self, runtime, source, midi=None, *, cfg: EngineConfig | None = None,
+                 performer_cfg=None, frontend: FrontendConfig | None = None, csv=None,
+                 snapshot: Snapshot | None = None, on_message=None):
+        self.cfg = cfg or EngineConfig()
+        self.source = source
+        self.midi = midi
+        self.csv = csv
+        self.pipeline = Pipeline(runtime, source.sample_rate, performer_cfg, frontend)
+        space = self.pipeline.space
+        ccs = None
+        if midi is not None:
+            ccs = [a.cc if a is not None else None for a in midi.encoder.assignments]
+        self.snapshot = snapshot or Snapshot(space.names, ccs, self.pipeline.frame_rate,
+                                             self.pipeline.frontend.n_channels)
+        self.on_message = on_message or (lambda msg: None)
+        self.stop_event = threading.Event()
+        self.error: str | None = None
+        self.exhausted = False            # the source ended (file played through)
+        self.events: list[Event] = []     # with cfg.record
+        self.messages: list = []          # with cfg.record
+        self.dropped_frames = 0
+        self.frame_times: list[float] = []  # recent per-frame processing times (s)
+        self.all_frame_times: list[float] | None = [] if self.cfg.record else None
+        self.cpu_share = 0.0
+        self._thread: threading.Thread | None = None
+        self._msgs_window: list[tuple[float, int]] = []
+
+    # -- control ---------------------------------------------------------------------------
+    def start(self) -> "Engine":
+        """Open the input (errors raise here, before any thread) and start the worker."""
+        if self._thread is not None:
+            raise RuntimeError("engine already started")
+        self.source.start()
+        self.snapshot.running = True
+        self._thread = threading.Thread(target=self._run, name="rtmirror-engine", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker; True when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> int:
+        """Start, wait until the input ends, stop() is called or an error; 0 ok, 1 on error."""
+        self.start()
+        try:
+            while not self.join(0.1):
+                pass
+        except KeyboardInterrupt:
+            self.stop()
+        return 1 if self.error else 0
+
+    # -- latency ---------------------------------------------------------------------------
+    def latency_breakdown(self) -> dict[str, float]:
+        """Seconds per stage (static parts; compute and queue measured by the worker)."""
+        p = self.pipeline
+        return {
+            "input_buffer": float(getattr(self.source, "latency_s", 0.0)),
+            "resampler": p.delay_s,
+            "frame": p.frontend.hop / p.frontend.sample_rate,
+            "encoder_lookahead": p.lookahead / p.frame_rate,
+            "compute": float(np.median(self.frame_times)) if self.frame_times else 0.0,
+        }
+
+    # -- worker ----------------------------------------------------------------------------
+    def _say(self, msg: str) -> None:
+        self.snapshot.message = msg
+        try:
+            self.on_message(msg)
+        except Exception:
+            pass
+
+    def _emit(self, r: BlockResult) -> None:
+        events = sorted_events(r.events) if len(r.events) > 1 else r.events
+        msgs = self.midi.send_frames(events, r.times) if self.midi is not None else []
+        if self.csv is not None:
+            self.csv.write(r.times, r.controls)
+        if self.cfg.record:
+            self.events += events
+            self.messages += msgs
+        self._msgs_window.append((time.monotonic(), len(msgs)))
+        snap = self.snapshot
+        for ev in events:
+            if ev.kind == NOTE_ON:
+                snap.note_started(ev.note, ev.velocity, ev.time)
+            elif ev.kind == NOTE_OFF:
+                snap.note_ended(ev.note, ev.time)
+
+    def _run(self) -> None:
+        cfg, p, snap, src = self.cfg, self.pipeline, self.snapshot, self.source
+        ring = src.ring
+        buf = np.zeros(cfg.read_block, np.float32)
+        samples_per_frame = p.frontend.hop * src.sample_rate / p.frontend.sample_rate
+        max_backlog = None if cfg.max_backlog_s is None else int(cfg.max_backlog_s * src.sample_rate)
+        last_stats = last_check = time.monotonic()
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        try:
+            while not self.stop_event.is_set():
+                if snap.take_panic_request():
+                    self._emit(BlockResult.events_only(p.performer.flush()))
+                    if self.midi is not None:
+                        msgs = self.midi.panic(p.performer.time)
+                        if cfg.record:
+                            self.messages += msgs
+                    self._say("panic: all notes off")
+                if src.error:
+                    raise EngineStopped(f"audio input lost: {src.error}")
+                avail = ring.available()
+                if max_backlog is not None and avail > max_backlog:
+                    # Overload: keep the newest audio, count what was skipped (latency stays bounded).
+                    skipped = ring.discard(avail - max_backlog // 2)
+                    self.dropped_frames += int(round(skipped / samples_per_frame))
+                    avail = ring.available()
+                if avail == 0:
+                    if src.finished and ring.available() == 0:
+                        self.exhausted = True
+                        break
+                    time.sleep(cfg.poll_s)
+                else:
+                    n = ring.read(buf[:min(avail, len(buf))])
+                    t0 = time.perf_counter()
+                    r = p.process(buf[:n], snap.hold_values)
+                    self._emit(r)
+                    dt = time.perf_counter() - t0
+                    if len(r.spec):
+                        per = dt / len(r.spec)
+                        self.frame_times.append(per)
+                        if self.all_frame_times is not None:
+                            self.all_frame_times.extend([per] * len(r.spec))
+                    snap.push_columns(r.spec)
+                    if len(r.controls):
+                        snap.set_controls(r.model[-1], r.controls[-1], r.times[-1])
+                    snap.set_level(buf[:n])
+                now = time.monotonic()
+                if now - last_check >= cfg.port_check_interval_s and self.midi is not None:
+                    last_check = now
+                    self._check_ports()
+                if now - last_stats >= cfg.stats_interval_s:
+                    last_stats = now
+                    cpu1, wall1 = time.thread_time(), time.perf_counter()
+                    self.cpu_share = (cpu1 - cpu0) / max(wall1 - wall0, 1e-9)
+                    cpu0, wall0 = cpu1, wall1
+                    self._update_stats(ring.available() / src.sample_rate)
+            if self.exhausted:
+                r = p.finish(snap.hold_values)
+                self._emit(r)
+                snap.push_columns(r.spec)
+        except EngineStopped as exc:
+            self.error = str(exc)
+        except Exception as exc:  # model error, sink error, bug: report, then the finally closes notes
+            from rtmirror.runtime import ModelError
+            kind = "model error" if isinstance(exc, ModelError) else f"{type(exc).__name__}"
+            self.error = f"engine stopped by {kind}: {exc}"
+        finally:
+            self._close()
+
+    def _check_ports(self) -> None:
+        for o in self.midi.outputs:
+            check = getattr(o, "check", None)
+            if check is None:
+                continue
+            msg = check()
+            if msg:
+                self._say(msg)
+                if getattr(o, "lost", False) and self.cfg.stop_on_port_loss:
+                    raise EngineStopped(f"{msg}; stopping (--stop-on-port-loss)")
+
+    def _update_stats(self, backlog_s: float) -> None:
+        snap = self.snapshot
+        ft = np.asarray(self.frame_times[-500:])
+        del self.frame_times[:-500]
+        if len(ft):
+            snap.frame_ms_median = float(np.median(ft) * 1e3)
+            snap.frame_ms_p99 = float(np.percentile(ft, 99) * 1e3)
+        lat = self.latency_breakdown()
+        snap.latency_ms = 1e3 * (sum(lat.values()) + backlog_s)
+        snap.cpu_share = self.cpu_share
+        overflows = int(getattr(self.source, "overflows", 0))
+        snap.input_overflows = overflows
+        ring = self.source.ring
+        refused = ring.dropped_samples * self.pipeline.frontend.sample_rate / self.source.sample_rate
+        snap.dropped_frames = self.dropped_frames + int(refused // self.pipeline.frontend.hop)
+        now = time.monotonic()
+        self._msgs_window = [(t, n) for t, n in self._msgs_window if now - t <= 1.0]
+        snap.midi_msgs_per_s = float(sum(n for _, n in self._msgs_window))
+
+    def _close(self) -> None:
+        """Every exit path: flush the Performer, note-offs + All Notes Off, close the sinks."""
+        p = self.pipeline
+        t = p.performer.time
+        try:
+            flush = p.performer.flush()
+            if flush:
+                self._emit(BlockResult.events_only(flush))
+        except Exception as exc:
+            self.error = self.error or f"flush failed: {exc}"
+        finally:
+            if self.midi is not None:
+                msgs = self.midi.close(t)
+                if self.cfg.record:
+                    self.messages += msgs
+                for e in self.midi.errors:
+                    self._say(e)
+            if self.csv is not None:
+                try:
+                    self.csv.close()
+                except Exception as exc:
+                    self.error = self.error or f"writing controls CSV failed: {exc}"
+            try:
+                self.source.stop()
+            except Exception:
+                pass
+            self._update_stats(0.0)
+            self.snapshot.running = False
+            if self.error:
+                self._say(f"{self.error} (all notes off sent)")
+            else:
+                self._say("stopped (all notes off sent)")

@@ -1,0 +1,230 @@
+"""Engine + Pipeline + Snapshot: partition invariance, every exit path closes notes, overload
+drops and counts, NaN audio, model faults, holds and panic. Real onnxruntime models: the
+shipped one and the probe encoder (rtmirror.benchmarks.live.write_probe_model)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rtmirror.audio_io import FileInput
+from rtmirror.benchmarks.live import demo_audio, write_probe_model
+from rtmirror.engine import Engine, EngineConfig, Pipeline
+from rtmirror.events import NOTE_OFF, NOTE_ON
+from rtmirror.frontend.config import FrontendConfig
+from rtmirror.midi import MidiEncoder, MidiFileRecorder, MidiOut
+from rtmirror.runtime import EncoderRuntime, ModelError
+from rtmirror.snapshot import Snapshot
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    return write_probe_model(tmp_path_factory.mktemp("probe") / "probe.onnx")
+
+
+@pytest.fixture(scope="module")
+def melody_audio():
+    runtime = EncoderRuntime()
+    audio, mel = demo_audio(runtime.space, 3.0, SR, seed=5)
+    return audio, mel
+
+
+def balanced(msgs) -> bool:
+    sounding = set()
+    for _, m in msgs:
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            if m[1] in sounding:
+                return False
+            sounding.add(m[1])
+        elif m[0] & 0xF0 in (0x80, 0x90):
+            if m[1] not in sounding:
+                return False
+            sounding.discard(m[1])
+    return not sounding
+
+
+def run_blocks(pipe: Pipeline, audio, sizes):
+    events, controls, spec, i, j = [], [], [], 0, 0
+    while i < len(audio):
+        n = sizes[j % len(sizes)]
+        r = pipe.process(audio[i:i + n])
+        events += r.events
+        controls.append(r.controls)
+        spec.append(r.spec)
+        i, j = i + n, j + 1
+    r = pipe.finish()
+    return events + r.events, np.concatenate(controls + [r.controls]), np.concatenate(spec + [r.spec])
+
+
+@pytest.mark.parametrize("model", ["shipped", "probe"])
+def test_pipeline_is_block_partition_invariant(model, probe, melody_audio):
+    audio, _ = melody_audio
+    runtime = EncoderRuntime(None if model == "shipped" else probe)
+    ref = run_blocks(Pipeline(runtime, SR), audio, [len(audio)])
+    rng = np.random.default_rng(0)
+    for sizes in ([1, 7, 128, 13], [128], list(rng.integers(1, 3000, 20))):
+        got = run_blocks(Pipeline(runtime, SR), audio, sizes)
+        assert got[0] == ref[0]
+        np.testing.assert_array_equal(got[1], ref[1])
+        np.testing.assert_array_equal(got[2], ref[2])
+    # One control frame per spectrogram frame once the encoder's lookahead is flushed.
+    assert len(ref[1]) == len(ref[2]) > 0
+    assert np.isfinite(ref[1]).all() and (ref[1] >= 0).all() and (ref[1] <= 1).all()
+
+
+def test_probe_pipeline_finds_the_melody_onsets(probe, melody_audio):
+    """Pipeline facts with a known encoder: the probe's note-ons land on the melody's onsets."""
+    audio, mel = melody_audio
+    pipe = Pipeline(EncoderRuntime(probe), SR)
+    events, _, _ = run_blocks(pipe, audio, [128])
+    ons = np.array([e.time for e in events if e.kind == NOTE_ON]) - pipe.delay_s
+    truth = np.array([n[0] for n in mel.notes])
+    gaps = [n for n, prev in zip(mel.notes[1:], mel.notes) if n[0] - prev[1] > 0.03]   # onsets after silence
+    for on, *_ in gaps:
+        assert np.min(np.abs(ons - on)) <= 0.05, (on, ons)
+    assert len(truth) and len(ons)
+
+
+def test_nan_audio_does_not_poison_state(probe, melody_audio):
+    audio, _ = melody_audio
+    bad = audio.copy()
+    bad[8000:8400] = np.nan
+    bad[9000] = np.inf
+    pipe = Pipeline(EncoderRuntime(probe), SR)
+    events, controls, spec = run_blocks(pipe, bad, [256])
+    assert pipe.nonfinite_samples == 401
+    assert np.isfinite(spec).all() and np.isfinite(controls).all()
+    assert any(e.kind == NOTE_ON and e.time > 1.0 for e in events)     # still playing after the burst
+
+
+def test_frontend_mismatch_and_bad_models_raise_model_error(tmp_path, probe):
+    with pytest.raises(ModelError, match="another frontend"):
+        Pipeline(EncoderRuntime(probe), SR, frontend=FrontendConfig(shift=0))
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(probe.read_bytes()[:300])
+    with pytest.raises(ModelError):
+        EncoderRuntime(corrupt)
+    mismatched = write_probe_model(tmp_path / "mismatch.onnx", n_graph_controls=6)
+    with pytest.raises(ModelError, match="does not match"):
+        EncoderRuntime(mismatched)
+
+
+def test_live_cli_reports_a_corrupt_model_cleanly(tmp_path, probe):
+    corrupt = tmp_path / "bad.onnx"
+    corrupt.write_bytes(b"\x08\x07" + b"\xff" * 64)
+    p = subprocess.run([sys.executable, "-m", "rtmirror", "live", "--no-gui", "--model", str(corrupt)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert "not a valid ONNX file" in p.stderr and "Traceback" not in p.stderr
+
+
+def make_engine(model, audio, *, realtime=False, max_backlog_s=None, tmp_path=None, snapshot=None):
+    runtime = EncoderRuntime(model)
+    outputs = [MidiFileRecorder(tmp_path / "out.mid")] if tmp_path else []
+    midi = MidiOut(MidiEncoder(runtime.space), outputs)
+    src = FileInput(audio, SR, block=128, realtime=realtime)
+    return Engine(runtime, src, midi, cfg=EngineConfig(max_backlog_s=max_backlog_s, record=True),
+                  snapshot=snapshot)
+
+
+def hold_gate_on(engine):
+    engine.snapshot.set_hold("gate", 1.0)
+    engine.snapshot.set_hold("pitch", 0.4)          # MIDI 60
+
+
+def test_stop_mid_note_sends_note_off_and_all_notes_off(probe, tmp_path):
+    audio = np.zeros(SR * 20, np.float32)
+    eng = make_engine(probe, audio, realtime=True, max_backlog_s=0.064, tmp_path=tmp_path)
+    hold_gate_on(eng)
+    eng.start()
+    t0 = time.monotonic()
+    while not any(m[0] == 0x90 for _, m in eng.messages) and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    eng.stop()
+    assert not eng.running and eng.error is None
+    msgs = [m for _, m in eng.messages]
+    assert msgs[-2:] == [(0x80, 60, 0), (0xB0, 123, 0)]
+    assert balanced(eng.messages)
+    assert "all notes off" in eng.snapshot.message
+    import mido
+    types = [m.type for m in mido.MidiFile(tmp_path / "out.mid") if not m.is_meta]
+    assert types[-2:] == ["note_off", "control_change"]
+
+
+def test_model_error_mid_run_closes_notes(probe):
+    eng = make_engine(probe, np.zeros(SR * 20, np.float32), realtime=True, max_backlog_s=0.064)
+    hold_gate_on(eng)
+    eng.start()
+    t0 = time.monotonic()
+    while not any(m[0] == 0x90 for _, m in eng.messages) and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    # A state of the wrong shape: onnxruntime itself rejects the next step.
+    eng.pipeline.runtime._state_in[0] = np.zeros((1, 3, 1), np.float32)
+    assert eng.join(5.0)
+    assert eng.error and "engine stopped by" in eng.error
+    assert [m for _, m in eng.messages][-1] == (0xB0, 123, 0)
+    assert balanced(eng.messages)
+
+
+def test_panic_request_and_holds(probe):
+    eng = make_engine(probe, np.zeros(SR * 20, np.float32), realtime=True, max_backlog_s=0.064)
+    hold_gate_on(eng)
+    eng.snapshot.set_hold("VCF1: Frequency", 0.5)
+    eng.start()
+    t0 = time.monotonic()
+    while not any(m[0] == 0x90 for _, m in eng.messages) and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    eng.snapshot.request_panic()
+    while not any(m == (0xB0, 123, 0) for _, m in eng.messages) and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    eng.stop()
+    msgs = [m for _, m in eng.messages]
+    i = msgs.index((0xB0, 123, 0))
+    assert (0x80, 60, 0) in msgs[:i]
+    assert (0x90, 60, 89) in msgs[i:]   # the held gate plays again (probe velocity 0.7 -> 89)
+    assert (0xB0, 74, round(0.5 * 127)) in msgs      # the held knob is what is sent
+    assert balanced(eng.messages)
+    snap = eng.snapshot
+    assert snap.controls[snap.control_names.index("VCF1: Frequency")] == np.float32(0.5)
+    assert snap.spec_count > 0 and snap.recent_notes()
+
+
+def test_overload_drops_and_counts(probe, melody_audio):
+    audio, _ = melody_audio
+    audio = np.tile(audio, 3)
+    eng = make_engine(probe, audio, realtime=False, max_backlog_s=0.02)
+    assert eng.run() == 0
+    total = len(audio) // 128
+    assert eng.dropped_frames > 0
+    # every frame is either processed or counted as dropped (resampler/lookahead tail aside)
+    assert abs(eng.pipeline.frames + eng.dropped_frames - total) <= 8
+    assert balanced(eng.messages)
+
+
+def test_snapshot_ring_and_notes():
+    s = Snapshot(["a", "b"], [74, None], frame_rate=10, history_s=0.5)
+    assert s.history == 5
+    count = 0
+    seen = []
+    for i in range(7):
+        s.push_columns(np.full((i % 3 + 1, 128), i, np.float32))
+        count, cols = s.columns_since(count)
+        seen += cols[:, 0].tolist()
+    assert seen == [i for i in range(7) for _ in range(i % 3 + 1)]
+    np.testing.assert_array_equal(s.spectrogram_history()[:, 0], seen[-5:])
+    _, cols = s.columns_since(0)                      # a late reader gets the newest history only
+    assert len(cols) == 5
+    s.note_started(60, 100, 0.1)
+    s.note_ended(60, 0.3)
+    s.note_started(62, 80, 0.4)
+    assert s.recent_notes()[0] == (60, 100, 0.1, 0.3) and s.note == 62
+    s.set_hold("b", 2.0)
+    assert s.holds() == {"b": 1.0}
+    s.set_hold(1, None)
+    assert s.holds() == {}

@@ -71,6 +71,19 @@ class PerformerConfig:
             raise ValueError(f"default_velocity must be 1..127, got {self.default_velocity}")
 
 
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PerformerConfig":
+        """From a TOML table / JSON manifest; unknown keys are an error (a typo must not pass)."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown performer parameters: {sorted(unknown)} "
+                             f"(known: {sorted(cls.__dataclass_fields__)})")
+        return cls(**d)
+
+
 class Performer:
     """Streaming frames -> events with state. One frame (K,) per `step`."""
 

@@ -251,6 +251,10 @@ def test_no_velocity_control_uses_default():
 
 
 def test_config_validation():
+    cfg = PerformerConfig(gate_on=0.7, legato=True)
+    assert PerformerConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown performer parameters"):
+        PerformerConfig.from_dict({"gate_onn": 0.5})
     with pytest.raises(ValueError):
         PerformerConfig(gate_on=0.3, gate_off=0.5)
     with pytest.raises(ValueError):

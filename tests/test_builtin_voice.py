@@ -290,3 +290,24 @@ def test_polyblep_saw_aliasing_is_far_below_the_harmonics():
         pn = np.abs(np.fft.rfft(naive * np.hanning(len(seg)))) ** 2
         naive_db = 10 * np.log10(pn[~on_grid].sum() / pn[on_grid].sum())
         assert alias_db < limit_db and alias_db < naive_db - 8, (sr, alias_db, naive_db)
+
+
+def test_render_cli_plays_a_midi_file_through_the_builtin_voice(tmp_path):
+    import mido
+    import soundfile as sf
+    from rtmirror.cli import main
+    mf = mido.MidiFile(ticks_per_beat=480)
+    tr = mido.MidiTrack()
+    mf.tracks.append(tr)
+    tr.append(mido.Message("control_change", control=74, value=80, time=0))    # VCF1: Frequency (live set)
+    tr.append(mido.Message("note_on", note=69, velocity=110, time=0))
+    tr.append(mido.Message("note_off", note=69, velocity=0, time=480))         # 0.5 s at 120 bpm
+    mf.save(tmp_path / "a.mid")
+    out = tmp_path / "a.wav"
+    assert main(["render", str(tmp_path / "a.mid"), "-o", str(out), "--sample-rate", "16000"]) == 0
+    y, sr = sf.read(out)
+    assert sr == 16000 and len(y) == round(1.0 * sr)                           # 0.5 s + 0.5 s tail
+    seg = y[1600:7200] * np.hanning(5600)
+    f = np.fft.rfftfreq(8 * len(seg), 1 / sr)[np.argmax(np.abs(np.fft.rfft(seg, 8 * len(seg))))]
+    assert f == pytest.approx(440.0, rel=0.01)
+    assert main(["render", str(tmp_path / "missing.mid"), "-o", str(out)]) == 2

@@ -50,6 +50,7 @@ OUTPUT_GAIN = 2.0
 SMOOTH_S = 0.003           # one-pole smoothing of gain / cutoff / resonance jumps (de-click)
 CUTOFF_MAX_FRACTION = 0.45  # cutoff clamped below Nyquist: fc <= 0.45 * sr
 RELEASE_FLOOR = 1e-5       # envelope level (-100 dB) at which a released voice goes idle
+CONTROL_RATE = 4000.0      # Hz: vibrato pitch and filter-coefficient smoothing update rate
 
 _EV_CONTROL, _EV_NOTE_ON, _EV_NOTE_OFF, _EV_BEND = 0, 1, 2, 3
 
@@ -110,7 +111,7 @@ def _cutoff_G(fc, sr):
     return g / (1.0 + g)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"contract", "arcp"})
 def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
     """Fill out (n,) float32. Events (sorted) act at sample ev_pos before it is computed.
 
@@ -144,7 +145,10 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
     lfo_phase = 0.0
     lfo_inc = p[LFO_RATE] / sr
     last_pitch = -1e9
-    base_inc = 0.0
+    inc = 0.0
+    ctl_step = max(1, int(round(sr / CONTROL_RATE)))
+    ctl_count = 0              # samples until the next control-rate update
+    smooth_ctl = 1.0 - (1.0 - smooth) ** ctl_step
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
@@ -162,6 +166,7 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
     ei = 0
     for i in range(n):
         while ei < m and ev_pos[ei] <= i:
+            ctl_count = 0          # any event may change pitch, bend, vibrato, LFO phase, filter
             kind = ev_kind[ei]
             if kind == _EV_CONTROL:
                 slot = int(ev_a[ei])
@@ -227,14 +232,34 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
                 out[i] = 0.0
                 continue
 
-        # pitch: note + bend + vibrato (LFO1 sine, OSC: Vibrato semitones peak)
-        pitch = note + bend
-        if p[VIBRATO] != 0.0:
-            pitch += p[VIBRATO] * math.sin(two_pi * lfo_phase)
-        if pitch != last_pitch:
-            last_pitch = pitch
-            base_inc = min(440.0 * 2.0 ** ((pitch - 69.0) / 12.0) / sr, 0.45)
-        inc = base_inc
+        # control rate (~4 kHz, every ctl_step samples, and at every event): pitch with vibrato
+        # (LFO1 sine, OSC: Vibrato semitones peak; <= 0.13 semitone steps at 40 Hz / 2 semitones)
+        # and the smoothed filter coefficients
+        ctl_count -= 1
+        if ctl_count <= 0:
+            ctl_count = ctl_step
+            pitch = note + bend
+            if p[VIBRATO] != 0.0:
+                pitch += p[VIBRATO] * math.sin(two_pi * lfo_phase)
+            if pitch != last_pitch:
+                last_pitch = pitch
+                inc = min(440.0 * 2.0 ** ((pitch - 69.0) / 12.0) / sr, 0.45)
+            if G_s != G_t or k_s != k_t or coef_stale:
+                G_s += (G_t - G_s) * smooth_ctl
+                k_s += (k_t - k_s) * smooth_ctl
+                if abs(G_t - G_s) < 1e-7 * G_t:
+                    G_s = G_t
+                if abs(k_t - k_s) < 1e-7:
+                    k_s = k_t
+                G = G_s
+                b = 1.0 - G
+                G2 = G * G
+                G4 = G2 * G2
+                c1 = G2 * G * b
+                c2 = G2 * b
+                c3 = G * b
+                inv_den = 1.0 / (1.0 + k_s * G4)
+                coef_stale = False
 
         # OSC 2: PolyBLEP saw, phase in [0, 1)
         x = FILTER_DRIVE * (2.0 * phase - 1.0 - _poly_blep(phase, inc))
@@ -242,24 +267,8 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
         if phase >= 1.0:
             phase -= 1.0
 
-        # de-click smoothing of parameter jumps; filter coefficients recomputed only while moving
+        # de-click smoothing of the output gain (per sample: amplitude steps would buzz)
         gain_s += (gain_t - gain_s) * smooth
-        if G_s != G_t or k_s != k_t or coef_stale:
-            G_s += (G_t - G_s) * smooth
-            k_s += (k_t - k_s) * smooth
-            if abs(G_t - G_s) < 1e-9 * G_t:
-                G_s = G_t
-            if abs(k_t - k_s) < 1e-9:
-                k_s = k_t
-            G = G_s
-            b = 1.0 - G
-            G2 = G * G
-            G4 = G2 * G2
-            c1 = G2 * G * b
-            c2 = G2 * b
-            c3 = G * b
-            inv_den = 1.0 / (1.0 + k_s * G4)
-            coef_stale = False
 
         # VCF1: zero-delay-feedback (TPT) 4-pole ladder, saturating input stage
         S = c1 * s1 + c2 * s2 + c3 * s3 + b * s4

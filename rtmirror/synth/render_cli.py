@@ -1,0 +1,122 @@
+"""`rtmirror render IN.mid|IN.csv -o OUT.wav [--synth builtin|PLUGIN] [--set live]`.
+
+A MIDI file: notes, pitch bends (--bend-range semitones) and CCs (the control space's CC numbers,
+value / 127 -> the control's normalized value). A control CSV (`rtmirror file --controls`):
+`time_s` + one column per control of the set, normalized; the Performer turns the frames into
+events, exactly as live.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rtmirror.controls import ControlSpace
+from rtmirror.events import CONTROL, NOTE_OFF, NOTE_ON, PITCH_BEND, Event
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a MIDI file (.mid) or a control CSV (.csv)")
+    p.add_argument("-o", "--output", required=True, help="output WAV")
+    p.add_argument("--synth", default="builtin", help="'builtin' or a VST2/VST3 plugin path (default builtin)")
+    p.add_argument("--set", default="live", help="control set (name or FILE.toml:SET); default live")
+    p.add_argument("--map", default=None, help="parameter map for a plugin (diva, amsynth or FILE.toml)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="output sample rate (default: 16000 for builtin, 44100 for plugins)")
+    p.add_argument("--bend-range", type=float, default=2.0, help="MIDI pitch-wheel range in semitones (default 2)")
+    p.add_argument("--tail", type=float, default=0.5, help="seconds rendered after the last event (default 0.5)")
+
+
+def midi_to_events(path: str | Path, space: ControlSpace, bend_range: float = 2.0) -> tuple[list[Event], float]:
+    """(events, time of the last message) from a standard MIDI file (all tracks, all channels)."""
+    import mido
+    try:
+        mf = mido.MidiFile(str(path))
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"cannot read MIDI file {path}: {exc}") from None
+    by_cc = {c.cc: c.name for c in space.knobs if c.cc is not None}
+    events, t = [], 0.0
+    for msg in mf:                       # iteration yields delta times in seconds (tempo applied)
+        t += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            events.append(Event(t, NOTE_ON, note=msg.note, velocity=msg.velocity))
+        elif msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0):
+            events.append(Event(t, NOTE_OFF, note=msg.note))
+        elif msg.type == "pitchwheel":
+            events.append(Event(t, PITCH_BEND, value=msg.pitch / 8192.0 * bend_range))
+        elif msg.type == "control_change" and msg.control in by_cc:
+            events.append(Event(t, CONTROL, name=by_cc[msg.control], value=msg.value / 127.0))
+    return events, t
+
+
+def csv_to_events(path: str | Path, space: ControlSpace) -> tuple[list[Event], float]:
+    """(events, end time) from a control CSV: frames -> Performer -> events."""
+    from rtmirror.performer import frames_to_events
+    with open(path, newline="") as f:
+        header = f.readline().strip().split(",")
+    if not header or header[0] != "time_s":
+        raise ValueError(f"{path}: a control CSV starts with a 'time_s' column, got {header[:1]}")
+    missing = [n for n in space.names if n not in header]
+    if missing:
+        raise ValueError(f"{path}: no column for controls {missing} of set {space.name!r} "
+                         f"(columns: {header[1:]}); pick the set with --set")
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    if data.shape[0] < 2:
+        raise ValueError(f"{path}: needs at least two frames")
+    times = data[:, 0]
+    frame_rate = 1.0 / float(np.median(np.diff(times)))
+    frames = data[:, [header.index(n) for n in space.names]]
+    if not np.all(np.isfinite(frames)):
+        raise ValueError(f"{path}: non-finite control values")
+    events = frames_to_events(frames, space, frame_rate)
+    shift = float(times[0])
+    events = [Event(e.time + shift, e.kind, e.note, e.velocity, e.name, e.value) for e in events]
+    return events, float(times[-1]) + 1.0 / frame_rate
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Atomic: a temp file next to the target, then os.replace."""
+    import soundfile as sf
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, audio, sample_rate, subtype="PCM_16")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args) -> int:
+    from rtmirror.synth import make_synth
+    src = Path(args.input)
+    if not src.is_file():
+        print(f"rtmirror render: no such file: {src}", file=sys.stderr)
+        return 2
+    try:
+        space = ControlSpace.load(args.set)
+        if src.suffix.lower() in (".mid", ".midi"):
+            events, end = midi_to_events(src, space, args.bend_range)
+        elif src.suffix.lower() == ".csv":
+            events, end = csv_to_events(src, space)
+        else:
+            print(f"rtmirror render: input must be .mid or .csv, got {src.name}", file=sys.stderr)
+            return 2
+        sr = args.sample_rate or (16000 if args.synth == "builtin" else 44100)
+        synth = make_synth(args.synth, space, sample_rate=sr, param_map=args.map)
+        audio = synth.render(events, end + max(0.0, args.tail))
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        print(f"rtmirror render: {exc}", file=sys.stderr)
+        return 2
+    write_wav(args.output, audio, synth.sample_rate)
+    n_notes = sum(e.kind == NOTE_ON for e in events)
+    print(f"{args.output}: {len(audio) / synth.sample_rate:.2f} s at {synth.sample_rate} Hz, {n_notes} notes, "
+          f"peak {float(np.max(np.abs(audio), initial=0)):.3f}, synth {args.synth}")
+    return 0

@@ -48,8 +48,8 @@ class EncoderConfig:
     pitch_classes: int = 61              # semitone classes spanning the pitch control's range
     lookahead: int = 0                   # frames of future input each output sees (0..2)
     n_bins: int = 128                    # spectrogram channels
-    input_eps: float = 1e-3              # compression: scale * log1p(x / eps)
-    input_scale: float = 0.25
+    input_eps: float = 1e-2              # compression: scale * log1p(x / eps) (-40 dB floor re 1.0)
+    input_scale: float = 0.5
     freq_channels: int = 12              # channels of the frequency front
     freq_kernel: int = 7                 # taps along frequency (channels) per frame
     hidden: int = 96
@@ -153,8 +153,9 @@ class Encoder(nn.Module):
             logits = None if logits is None else logits[:, :, L:]
         return controls, logits
 
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:            # (B, F, T) -> (B, K, T)
-        return self.encode(spec)[0]
+    def forward(self, spec: torch.Tensor, with_logits: bool = False):   # (B, F, T) -> (B, K, T)
+        """Controls (B, K, T); with_logits=True returns encode(spec) (training through DDP)."""
+        return self.encode(spec) if with_logits else self.encode(spec)[0]
 
     # -- streaming ----------------------------------------------------------------------------
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, ...]:

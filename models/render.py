@@ -1,0 +1,147 @@
+"""The synth in the training loop: melodies and control frames -> auditory spectrograms.
+
+Two jobs, both run in a process pool (spawn context: no forked numba/torch/DawDreamer state) so
+the synth keeps up with the network:
+  * `render_melodies`: melody i of a set (make_melody(kind, default_rng([seed, i]), ...)) through a
+    synth -> its spectrogram (T, 128) and ground-truth control frames (T, K) (events_to_frames);
+  * `render_frames`: control frames the encoder proposed (T, K) -> Performer (frames_to_events, the
+    exact code used live) -> synth -> spectrogram (T, 128): the mirror rounds' re-rendering.
+
+A synth is named by a spec string: "builtin", a plugin path (.so/.vst3, DawDreamer, with its shipped
+parameter map), or "fluidsynth:PROGRAM" (a GM sound-font instrument; notes only: exp3's piano).
+Audio is resampled (soxr) to the frontend's rate when the synth runs at another rate, then cut or
+zero-padded to exactly duration_s so every spectrogram has T = n_samples // hop frames.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from rtmirror.controls import ControlSpace
+from rtmirror.frontend.config import FrontendConfig
+from rtmirror.performer import PerformerConfig, events_to_frames, frames_to_events
+
+# Training melodies use seeds [seed, i] (a list seed): they never meet the held-out sets' integer
+# seeds (models/heldout.py, 10_000_000 and up).
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    synth: str                 # "builtin" | plugin path | "fluidsynth:PROGRAM"
+    space: dict                # ControlSpace.to_dict()
+    frontend: dict             # FrontendConfig.to_dict()
+    duration_s: float
+    performer: dict            # PerformerConfig fields
+    param_map: str | None = None
+
+    @property
+    def n_frames(self) -> int:
+        fe = FrontendConfig.from_dict(self.frontend)
+        return int(round(self.duration_s * fe.sample_rate)) // fe.hop
+
+
+# -- per-process synth -------------------------------------------------------------------------
+_CACHE: dict = {}
+
+
+def _setup(spec: RenderSpec):
+    """(synth, space, frontend config, performer config), built once per process and spec."""
+    key = repr(spec)
+    if _CACHE.get("key") != key:
+        space = ControlSpace.from_dict(spec.space)
+        fe = FrontendConfig.from_dict(spec.frontend)
+        _CACHE.clear()
+        _CACHE.update(key=key, value=(make_any_synth(spec.synth, space, fe, spec.param_map), space, fe,
+                                      PerformerConfig(**spec.performer)))
+    return _CACHE["value"]
+
+
+def make_any_synth(name: str, space: ControlSpace, fe: FrontendConfig, param_map=None):
+    if name.startswith("fluidsynth:"):
+        from rtmirror.models.heldout import FluidSynthInstrument
+        return FluidSynthInstrument(program=int(name.split(":", 1)[1]))
+    from rtmirror.synth import make_synth
+    if name == "builtin":
+        return make_synth("builtin", space, sample_rate=fe.sample_rate)
+    return make_synth(name, space, param_map=param_map)
+
+
+def _spectrogram(synth, events, spec: RenderSpec, fe: FrontendConfig) -> np.ndarray:
+    from rtmirror.frontend.cochlea import wav2aud
+
+    x = np.asarray(synth.render(events, spec.duration_s), dtype=np.float32)
+    if synth.sample_rate != fe.sample_rate:
+        import soxr
+        x = soxr.resample(x, synth.sample_rate, fe.sample_rate, quality="HQ").astype(np.float32)
+    n = int(round(spec.duration_s * fe.sample_rate))
+    audio = np.zeros(n, np.float32)
+    audio[: min(n, len(x))] = x[:n]
+    if not np.all(np.isfinite(audio)):
+        raise RuntimeError(f"synth {spec.synth!r} rendered non-finite audio")
+    return wav2aud(audio, fe)                                      # (T, 128)
+
+
+def _melody_job(args) -> tuple[np.ndarray, np.ndarray]:
+    spec, kind, seed, i = args
+    from rtmirror.synth.melody import make_melody
+
+    synth, space, fe, _ = _setup(spec)
+    mel = make_melody(kind, np.random.default_rng([seed, i]), space, spec.duration_s, seed=i)
+    s = _spectrogram(synth, mel.events, spec, fe)
+    return s, events_to_frames(mel.events, s.shape[0], space, fe.frame_rate)
+
+
+def _frames_job(args) -> np.ndarray:
+    spec, frames = args
+    synth, space, fe, perf = _setup(spec)
+    events = frames_to_events(np.asarray(frames, np.float64), space, fe.frame_rate, perf)
+    return _spectrogram(synth, events, spec, fe)
+
+
+class Renderer:
+    """Runs render jobs in `workers` spawned processes (0: in this process). Use as a context manager."""
+
+    def __init__(self, spec: RenderSpec, workers: int = 1):
+        self.spec = spec
+        self.workers = int(workers)
+        self._pool = None
+
+    def __enter__(self) -> "Renderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def _map(self, fn, jobs, progress: str | None):
+        from tqdm import tqdm
+
+        if self.workers <= 0:
+            it = map(fn, jobs)
+        else:
+            if self._pool is None:
+                self._pool = mp.get_context("spawn").Pool(self.workers)
+            it = self._pool.imap(fn, jobs, chunksize=4)
+        return list(tqdm(it, total=len(jobs), desc=progress, leave=False, disable=progress is None))
+
+    def melodies(self, kind: str, seed: int, n: int, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Melodies 0..n-1 of (kind, seed) -> spec (n, T, 128) float32, truth frames (n, T, K) float32."""
+        out = self._map(_melody_job, [(self.spec, kind, int(seed), i) for i in range(n)], progress)
+        return (np.stack([o[0] for o in out]).astype(np.float32),
+                np.stack([o[1] for o in out]).astype(np.float32))
+
+    def frames(self, frames: np.ndarray, progress: str | None = None) -> np.ndarray:
+        """Control frames (n, T, K) -> what the synth plays for them, spec (n, T, 128) float32."""
+        out = self._map(_frames_job, [(self.spec, f) for f in frames], progress)
+        return np.stack(out).astype(np.float32)
+
+
+def spec_dict(spec: RenderSpec) -> dict:
+    return asdict(spec)

@@ -115,7 +115,7 @@ def test_final_state_equals_pytorch_chained_steps(exported):
         outs_o.append(rt.step(x))
         t += k
     assert np.abs(np.concatenate(outs_t) - np.concatenate(outs_o)).max() <= TOL
-    for s_torch, s_onnx in zip(state, rt._state_in):
+    for s_torch, s_onnx in zip(state, rt.state):
         assert s_onnx.shape == tuple(s_torch.shape)
         assert np.abs(s_torch.numpy() - s_onnx).max() <= TOL
 
@@ -135,9 +135,9 @@ def test_full_graph_and_fallback_equal_pytorch(exported, tmp_path):
     assert np.abs(rt2.run_full(spec) - ref).max() <= TOL
     # run_full leaves the streaming state alone
     rt2.step(spec[:5])
-    before = [s.copy() for s in rt2._state_in]
+    before = [s.copy() for s in rt2.state]
     rt2.run_full(spec)
-    assert all(np.array_equal(a, b) for a, b in zip(before, rt2._state_in))
+    assert all(np.array_equal(a, b) for a, b in zip(before, rt2.state))
 
 
 def test_continuous_pitch_head_exports(tmp_path):

@@ -145,6 +145,27 @@ def test_nonfinite_input_is_replaced_and_never_poisons_state(rt):
     assert np.array_equal(out_bad, out_clean)
 
 
+def test_poisoned_state_is_reset_not_propagated(rt):
+    """A non-finite state (it cannot arise from sanitized input, but say it did) is caught."""
+    spec = spectrogram(60, seed=8)
+    rt.reset()
+    rt._state_in[-1] = np.full(rt.state_shapes[-1], np.nan, np.float32)
+    n0 = rt.n_state_resets
+    out, reset_at = [], None
+    for t in range(60):
+        out.append(rt.step(spec[t:t + 1]))
+        if reset_at is None and rt.n_state_resets > n0:
+            reset_at = t
+    out = np.concatenate(out)
+    assert reset_at is not None and rt.n_state_resets == n0 + 1
+    assert np.isfinite(out).all()
+    assert all(np.isfinite(s).all() for s in rt.state)
+    # from the frame after the reset on, the stream is a fresh stream started there
+    rt.reset()
+    fresh = rt.step(spec[reset_at + 1:])
+    assert np.abs(out[reset_at + 1:] - fresh).max() <= TOL
+
+
 def test_bad_shapes_raise(rt):
     for shape in [(0, 128), (3, 127), (128,), (1, 3, 128)]:
         with pytest.raises(ValueError):

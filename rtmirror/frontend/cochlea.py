@@ -1,0 +1,310 @@
+"""NSL auditory spectrogram (`wav2aud`): offline `wav2aud` and streaming `CochlearStream`.
+
+Both run the same Numba kernel over the same per-sample state, so any partition of the input into
+blocks gives the frames `wav2aud` gives on the whole signal. Per sample (NSL wav2aud, Yang, Wang &
+Shamma 1992; NSLtools by the Neural Systems Lab, U. Maryland):
+
+  x  -> [normalization: none | agc]                        (unitseq: offline only, z-scores x)
+     -> cochlear filter k (ARMA, order 7..24, 129 channels)  y_k
+     -> hair cell: g(y_k) (factor > 0 sigmoid 1/(1+exp(-y/factor)), 0 step y>0, -1 half-wave,
+        -2 linear), then low-pass 1/(1 - beta z^-1), beta = exp(-1/(0.5 ms * fs)), not when linear
+     -> lateral inhibition d_k = h_k - h_{k+1} (next-higher channel), half-wave rectified
+     -> leaky integration a_k[n] = d_k[n] + alpha a_k[n-1], alpha = exp(-1/(tc ms * fs)),
+        read at the last sample of every frame; tc = 0: the frame's mean of d_k instead
+  -> (frames, 128) float32, frame t = samples [t*hop, (t+1)*hop); T = len(x) // hop.
+
+fs = 16 kHz * 2**shift (the octave shift runs the same filter table at a lower rate, so every
+centre frequency moves down by |shift| octaves).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .config import FrontendConfig
+from .filterbank import LANES, N_FILTERS, grouped_filters
+
+N_OUT = N_FILTERS - 1  # 128
+CHUNK = 256  # samples per inner pass; (CHUNK, 136) float64 scratch = 272 kB stays in L2
+HAIRCELL_TC_MS = 0.5
+# Anti-denormal guard: a +-1e-20 Nyquist-rate dither keeps every IIR state away from subnormal
+# numbers in long silences (subnormals cost ~100x per operation on x86). It is 1e-20 absolute,
+# far below float32 resolution of any audible input, and deterministic per sample index, so
+# streaming and offline stay identical.
+DENORMAL_GUARD = 1e-20
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
+
+# hair-cell modes
+SIGMOID, STEP, HALF_WAVE, LINEAR = 0, 1, 2, 3
+
+
+def haircell_mode(factor: float) -> int:
+    if factor > 0:
+        return SIGMOID
+    for mode, value in ((STEP, 0.0), (HALF_WAVE, -1.0), (LINEAR, -2.0)):
+        if factor == value:
+            return mode
+    raise ValueError(f"factor must be > 0 (sigmoid), 0 (step), -1 (half-wave) or -2 (linear), got {factor!r}")
+
+
+def _params(cfg: FrontendConfig) -> np.ndarray:
+    """Per-stream constants packed for the kernel (float64[8])."""
+    fs = cfg.sample_rate
+    mode = haircell_mode(cfg.factor)
+    beta = math.exp(-1.0 / (HAIRCELL_TC_MS * 1e-3 * fs))
+    alpha = math.exp(-1.0 / (cfg.tc_ms * 1e-3 * fs)) if cfg.tc_ms > 0 else 0.0
+    agc_on = 1.0 if cfg.normalization == "agc" else 0.0
+    agc_c = 1.0 - math.exp(-1.0 / (cfg.agc_tau_s * fs))  # one-pole power tracker coefficient
+    return np.array([mode, cfg.factor, beta, alpha, 1.0 if cfg.tc_ms > 0 else 0.0,
+                     agc_on, agc_c, cfg.agc_target_rms, cfg.agc_max_gain], dtype=np.float64)
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def _cochlea_kernel(x, xin, hc, b, a, order, z, lpf, acc, fstate, istate, params, hop, out):
+    """Run x (n,) through the cochlea; append completed frames to out; return their count.
+
+    State (all preallocated, updated in place):
+      z (groups, max_order, LANES) transposed-direct-form filter states, lpf (groups*LANES,)
+      hair-cell low-pass, acc (128,) integrators, fstate[0] AGC power,
+      istate = [samples into the current frame, non-finite count, samples seen (dither phase)].
+    Scratch: xin (CHUNK,) conditioned input, hc (CHUNK, groups*LANES) hair-cell outputs.
+    """
+    mode = int(params[0])
+    factor = params[1]
+    beta = params[2]
+    alpha = params[3]
+    leaky = params[4] != 0.0
+    agc_on = params[5] != 0.0
+    agc_c = params[6]
+    target = params[7]
+    max_gain = params[8]
+    n_groups = b.shape[0]
+    chunk = xin.shape[0]
+    inv_hop = 1.0 / hop
+    n_frames = 0
+    start = 0
+    n_total = x.shape[0]
+    while start < n_total:
+        n = min(chunk, n_total - start)
+        # 1. input: non-finite -> 0 (counted), causal AGC, anti-denormal dither
+        power = fstate[0]
+        parity = istate[2] & 1
+        for i in range(n):
+            v = np.float64(x[start + i])
+            if not np.isfinite(v):
+                v = 0.0
+                istate[1] += 1
+            if agc_on:
+                power += agc_c * (v * v - power)
+                if power < 1e-30:
+                    power = 1e-30
+                if power * max_gain * max_gain <= target * target:
+                    v *= max_gain
+                else:
+                    v *= target / math.sqrt(power)
+            xin[i] = v + (DENORMAL_GUARD if parity == 0 else -DENORMAL_GUARD)
+            parity ^= 1
+        fstate[0] = power
+        istate[2] += n
+        # 2. cochlear filters + hair cell, LANES channels at a time (channel-outer, sample-inner)
+        for g in range(n_groups):
+            k_max = order[g]
+            col = g * LANES
+            for i in range(n):
+                v = xin[i]
+                for l in range(LANES):
+                    hc[i, col + l] = b[g, 0, l] * v + z[g, 0, l]
+                for k in range(k_max - 1):
+                    for l in range(LANES):
+                        z[g, k, l] = b[g, k + 1, l] * v + z[g, k + 1, l] - a[g, k + 1, l] * hc[i, col + l]
+                for l in range(LANES):
+                    z[g, k_max - 1, l] = b[g, k_max, l] * v - a[g, k_max, l] * hc[i, col + l]
+            if mode == LINEAR:
+                continue  # linear ionic channels: no nonlinearity, no membrane low-pass
+            for i in range(n):
+                for l in range(LANES):
+                    y = hc[i, col + l]
+                    if mode == SIGMOID:
+                        y = 1.0 / (1.0 + math.exp(-y / factor))
+                    elif mode == STEP:
+                        y = 1.0 if y > 0.0 else 0.0
+                    else:
+                        y = y if y > 0.0 else 0.0
+                    h = y + beta * lpf[col + l]
+                    lpf[col + l] = h
+                    hc[i, col + l] = h
+        # 3. lateral inhibition, rectification, integration; emit a frame at the end of each hop
+        phase = istate[0]
+        for i in range(n):
+            if leaky:
+                for c in range(N_OUT):
+                    d = hc[i, c] - hc[i, c + 1]
+                    acc[c] = alpha * acc[c] + (d if d > 0.0 else 0.0)
+            else:
+                for c in range(N_OUT):
+                    d = hc[i, c] - hc[i, c + 1]
+                    acc[c] += d if d > 0.0 else 0.0
+            phase += 1
+            if phase == hop:
+                phase = 0
+                if leaky:
+                    for c in range(N_OUT):
+                        out[n_frames, c] = acc[c]
+                else:  # tc = 0: short-term average over the frame
+                    for c in range(N_OUT):
+                        out[n_frames, c] = acc[c] * inv_hop
+                        acc[c] = 0.0
+                n_frames += 1
+        istate[0] = phase
+        start += n
+    return n_frames
+
+
+def check_signal(x, what: str = "x", allow_empty: bool = False, allow_nonfinite: bool = False) -> np.ndarray:
+    """A 1-D float waveform, or a ValueError that says what is wrong and how to fix it."""
+    x = np.asarray(x)
+    if x.dtype.kind in "iub":
+        raise ValueError(f"{what} is {x.dtype} (integer PCM?): convert to float in [-1, 1] first, "
+                         f"e.g. x.astype(np.float32) / 32768 for int16, or read it with load_audio")
+    if x.dtype.kind != "f":
+        raise ValueError(f"{what} must be a float array, got dtype {x.dtype}")
+    if x.ndim != 1:
+        raise ValueError(f"{what} must be mono, shape (n,), got shape {x.shape}: downmix first "
+                         f"(x.mean(axis=1)) or read it with load_audio(path, sr)")
+    if x.size == 0 and not allow_empty:
+        raise ValueError(f"{what} is empty")
+    if not allow_nonfinite and x.size and not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x))
+        raise ValueError(f"{what} has {bad.size} non-finite samples (NaN/Inf), first at index {bad[0]}")
+    return x
+
+
+def check_sample_rate(sr, what: str = "sample rate") -> int:
+    if not isinstance(sr, (int, np.integer, float)) or not math.isfinite(sr) or sr != int(sr) \
+            or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise ValueError(f"{what} must be an integer in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz, got {sr!r}")
+    return int(sr)
+
+
+class _CochleaState:
+    """Preallocated kernel state for one configuration."""
+
+    def __init__(self, cfg: FrontendConfig):
+        haircell_mode(cfg.factor)
+        self.cfg = cfg
+        self.filters = grouped_filters()
+        self.params = _params(cfg)
+        g = self.filters.n_groups
+        self.z = np.zeros((g, self.filters.b.shape[1] - 1, LANES))
+        self.lpf = np.zeros(g * LANES)
+        self.acc = np.zeros(N_OUT)
+        self.fstate = np.zeros(1)
+        self.istate = np.zeros(3, dtype=np.int64)
+        self.xin = np.zeros(CHUNK)
+        self.hc = np.zeros((CHUNK, g * LANES))
+        self.reset()
+
+    def reset(self) -> None:
+        self.z[:] = 0.0
+        self.lpf[:] = 0.0
+        self.acc[:] = 0.0
+        # AGC starts at the target level (gain 1), not at silence (which would start at max gain)
+        self.fstate[0] = self.cfg.agc_target_rms ** 2
+        self.istate[:] = 0
+
+    def run(self, x: np.ndarray, out: np.ndarray) -> int:
+        f = self.filters
+        return _cochlea_kernel(x, self.xin, self.hc, f.b, f.a, f.order, self.z, self.lpf, self.acc,
+                               self.fstate, self.istate, self.params, self.cfg.hop, out)
+
+
+def unitseq(x: np.ndarray) -> np.ndarray:
+    """NSL unitseq: zero mean, unit variance (MATLAB std, n - 1) over the whole waveform."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean()
+    std = x.std(ddof=1) if x.size > 1 else 0.0
+    return x / std if std > 0 else x
+
+
+def wav2aud(x, cfg: FrontendConfig | None = None, sr: int | None = None) -> np.ndarray:
+    """Auditory spectrogram of a mono float waveform at cfg.sample_rate -> (len(x) // hop, 128) float32.
+
+    sr, if given, must equal cfg.sample_rate (a guard against feeding 44.1 kHz audio to a 8 kHz
+    model): resample with load_audio(path, sr) or StreamResampler first. A trailing partial frame
+    is dropped. Raises ValueError on empty, non-finite, integer, or multi-channel input.
+    """
+    cfg = FrontendConfig() if cfg is None else cfg
+    if sr is not None:
+        sr = check_sample_rate(sr, "sr")
+        if sr != cfg.sample_rate:
+            raise ValueError(f"x is at {sr} Hz but this frontend runs at {cfg.sample_rate} Hz "
+                             f"(shift={cfg.shift}): resample first with load_audio(path, {cfg.sample_rate}) "
+                             f"or StreamResampler({sr}, {cfg.sample_rate})")
+    x = check_signal(x)
+    if cfg.normalization == "unitseq":
+        x = unitseq(x)
+    state = _CochleaState(cfg)
+    out = np.zeros((x.shape[0] // cfg.hop, N_OUT), dtype=np.float32)
+    n = state.run(np.ascontiguousarray(x), out)
+    assert n == out.shape[0]
+    return out
+
+
+class CochlearStream:
+    """Streaming `wav2aud`: feed blocks of any length, get the frames each block completes.
+
+    process(block) returns (n_new, 128) float32. By default that is a VIEW into a preallocated
+    buffer, overwritten by the next call (no allocation in the steady state): copy it if you keep
+    it (or pass copy=True). The buffer grows only when a block longer than any before arrives.
+
+    Latency: a frame is emitted with the last sample of its hop, so there is no buffering delay
+    (delay_samples = 0); the cochlear filters and the leaky integrator (time constant tc) add the
+    usual frequency-dependent smoothing delay of the model itself, identical offline.
+
+    Non-finite samples are replaced by 0 and counted in `nonfinite_count`; they never reach the
+    filter state. "unitseq" normalization needs the whole signal and is refused here.
+    """
+
+    delay_samples = 0
+
+    def __init__(self, cfg: FrontendConfig | None = None):
+        cfg = FrontendConfig() if cfg is None else cfg
+        if cfg.normalization == "unitseq":
+            raise ValueError("normalization='unitseq' z-scores the whole waveform, so it is offline-only: "
+                             "use normalization='agc' (causal, the default) or 'none' for streaming")
+        self.cfg = cfg
+        self._state = _CochleaState(cfg)
+        self._out = np.zeros((4, N_OUT), dtype=np.float32)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    @property
+    def hop(self) -> int:
+        return self.cfg.hop
+
+    @property
+    def nonfinite_count(self) -> int:
+        return int(self._state.istate[1])
+
+    def reset(self) -> None:
+        """Back to the initial state (silence before the first sample), counters cleared."""
+        self._state.reset()
+
+    def process(self, block, copy: bool = False) -> np.ndarray:
+        block = np.asarray(block)
+        if block.dtype != np.float32 and block.dtype != np.float64:
+            block = check_signal(block, "block", allow_empty=True, allow_nonfinite=True).astype(np.float64)
+        if block.ndim != 1:
+            check_signal(block, "block", allow_empty=True, allow_nonfinite=True)
+        if not block.flags.c_contiguous:
+            block = np.ascontiguousarray(block)
+        capacity = (self._state.istate[0] + block.shape[0]) // self.cfg.hop
+        if capacity > self._out.shape[0]:
+            self._out = np.zeros((max(capacity, 2 * self._out.shape[0]), N_OUT), dtype=np.float32)
+        n = self._state.run(block, self._out) if block.shape[0] else 0
+        frames = self._out[:n]
+        return frames.copy() if copy else frames

@@ -58,7 +58,9 @@ def _parse_checkpoints(specs: list[str]) -> list[tuple[str, Path]]:
     for s in specs:
         path, _, name = s.partition("=")
         p = Path(path)
-        out.append((name or (p.name if p.is_dir() else p.parent.name), p))
+        d = p if p.is_dir() else p.parent
+        # runs/NAME/checkpoint -> NAME
+        out.append((name or (d.parent.name if d.name == "checkpoint" else d.name), p))
     return out
 
 
@@ -90,16 +92,21 @@ def _role(meta: dict) -> str:
 
 
 def _training_text(meta: dict) -> str:
+    """'mirror (init), 3 rounds, 5200 steps, 95 min, complete' from models/train.py's meta."""
     prog = meta.get("progress") or {}
+    tc = meta.get("train_config") or {}
     bits = [_role(meta)]
-    for k in ("step", "steps", "round", "rounds", "epoch"):
-        if k in prog:
-            bits.append(f"{k} {prog[k]}")
-    for k in ("train_time_s", "wall_s", "elapsed_s", "time_s"):
-        v = prog.get(k, (meta.get("metrics") or {}).get(k))
-        if isinstance(v, (int, float)):
-            bits.append(f"{v / 60:.0f} min CPU wall")
-            break
+    if bits[0].startswith("mirror") and "rounds" in prog:
+        bits.append(f"{prog['rounds']} mirror rounds")
+    data = tc.get("data") or {}
+    if data:
+        bits.append(f"{data.get('n', '?')} target + {data.get('n_random', '?')} random {data.get('kind', '')} melodies")
+    if "step" in prog:
+        bits.append(f"{prog['step']} steps")
+    if isinstance(prog.get("train_time_s"), (int, float)):
+        bits.append(f"{prog['train_time_s'] / 60:.0f} min")
+    if "complete" in prog:
+        bits.append("complete" if prog["complete"] else f"**stopped early** (phase {prog.get('phase')}, round {prog.get('round')})")
     return ", ".join(bits)
 
 
@@ -195,7 +202,7 @@ def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
     curves = {}
     for m, mod in models.items():
         path = Path(mod.info.get("path", ""))
-        for cand in [path / "metrics.csv", Path(args.runs) / m / "metrics.csv"]:
+        for cand in [path / "metrics.csv", path.parent / "metrics.csv", Path(args.runs) / m / "metrics.csv"]:
             if cand.is_file():
                 try:
                     curves[m] = R.read_metrics_csv(cand)

@@ -127,43 +127,61 @@ def controls_png(path: Path, est, truth, space, truth_space, frame_rate: float, 
     plt.close(fig)
 
 
-def read_metrics_csv(path: Path) -> dict[str, np.ndarray]:
-    """A training metrics CSV -> {column: float array} (non-numeric cells -> nan)."""
+def read_metrics_csv(path: Path) -> list[dict]:
+    """A training metrics CSV (models/train.py CSV_COLUMNS) -> rows as dicts of strings."""
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    cols: dict[str, np.ndarray] = {}
-    for key in (rows[0].keys() if rows else []):
-        vals = []
-        for r in rows:
-            try:
-                vals.append(float(r[key]))
-            except (TypeError, ValueError):
-                vals.append(math.nan)
-        cols[key] = np.asarray(vals)
-    return cols
+        return list(csv.DictReader(f))
 
 
-def loss_curves_png(path: Path, curves: dict[str, dict[str, np.ndarray]]) -> bool:
-    """One panel per model: every *loss* / *gap* column against the step column. False if none."""
+def _num(row: dict, key: str) -> float:
+    try:
+        return float(row[key])
+    except (TypeError, ValueError, KeyError):
+        return math.nan
+
+
+def loss_curves_png(path: Path, curves: dict[str, list[dict]]) -> bool:
+    """One panel per model: the epoch loss of each phase (decoder_init, encoder_init, decoder,
+    encoder), the decoder-exploitation gaps and the validation mirror loss against the optimizer
+    step (log scale); validation pitch accuracy on the right axis. False if there is nothing."""
     plt = _plt()
     curves = {k: v for k, v in curves.items() if v}
     if not curves:
         return False
-    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 2.4 * len(curves)), squeeze=False)
-    for ax, (name, cols) in zip(axes[:, 0], curves.items()):
-        x_key = next((k for k in ("step", "global_step", "iteration", "epoch") if k in cols), None)
-        x = cols[x_key] if x_key else np.arange(len(next(iter(cols.values()))))
-        for key, y in cols.items():
-            if key == x_key or not any(w in key.lower() for w in ("loss", "gap")):
-                continue
-            ok = np.isfinite(y) & (y > 0)
-            if ok.sum() >= 2:
-                ax.plot(x[ok], y[ok], lw=1, label=key)
+    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 2.6 * len(curves)), squeeze=False)
+    for ax, (name, rows) in zip(axes[:, 0], curves.items()):
+        phases = []
+        for r in rows:
+            if r.get("phase") and r["phase"] not in phases:
+                phases.append(r["phase"])
+        for ph in phases:
+            pts = [(_num(r, "step"), _num(r, "loss")) for r in rows if r.get("phase") == ph]
+            pts = [p for p in pts if math.isfinite(p[1]) and p[1] > 0]
+            if pts:
+                ax.plot(*zip(*pts), ".-", lw=1, ms=3, label=f"{ph} loss")
+        for key, style in (("gap_before", "v--"), ("gap_after", "^--"), ("val_loss_mirror", "o:")):
+            pts = [(_num(r, "step"), _num(r, key)) for r in rows]
+            pts = [p for p in pts if math.isfinite(p[1]) and p[1] > 0]
+            if pts:
+                ax.plot(*zip(*pts), style, lw=1, ms=3, label=key)
         ax.set_yscale("log")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel(x_key or "row")
-        ax.legend(fontsize=6, ncol=3, loc="upper right")
+        ax.set_ylabel("loss", fontsize=8)
         ax.tick_params(labelsize=7)
+        pts = [(_num(r, "step"), _num(r, "val_pitch_acc")) for r in rows]
+        pts = [p for p in pts if math.isfinite(p[1])]
+        if pts:
+            ax2 = ax.twinx()
+            ax2.plot(*zip(*pts), "k*-", lw=0.8, ms=4, label="val pitch acc")
+            ax2.set_ylim(0, 1.02)
+            ax2.set_ylabel("val pitch acc", fontsize=8)
+            ax2.tick_params(labelsize=7)
+            ax2.legend(fontsize=6, loc="lower right")
+        wall = _num(rows[-1], "wall_s")
+        ax.set_title(f"{name}: {len(rows)} epochs, {wall / 60:.0f} min training" if math.isfinite(wall) else name,
+                     fontsize=9)
+        ax.legend(fontsize=6, ncol=3, loc="upper right")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("optimizer step")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -70,7 +70,6 @@ class PerformerConfig:
         if not (1 <= self.default_velocity <= 127):
             raise ValueError(f"default_velocity must be 1..127, got {self.default_velocity}")
 
-
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 

@@ -123,7 +123,6 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
     m = ev_pos.shape[0]
     p = init.copy()
     smooth = 1.0 - math.exp(-1.0 / (SMOOTH_S * sr))
-    log1000 = math.log(1000.0)
 
     # targets and their smoothed values
     velocity_gain = 1.0
@@ -185,7 +184,7 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
                 gain_t = p[VOLUME] * velocity_gain
                 # ENV1 attack/decay and the LFO phase are latched here (DIVA reads them at note-on)
                 att_rate = 1.0 / max(p[ATTACK] * sr, 1.0)
-                dec_coef = math.exp(-log1000 / max(p[DECAY] * sr, 1.0))
+                dec_coef = math.exp(-1.0 / max(p[DECAY] * sr, 1.0))
                 lfo_phase = (p[LFO_PHASE] / 360.0) % 1.0
                 if stage == 0:
                     # from silence: fresh oscillator, filter and smoothers (nothing to de-click)
@@ -203,7 +202,7 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
             elif kind == _EV_NOTE_OFF:
                 if int(ev_a[ei]) == note and (stage == 1 or stage == 2):
                     stage = 3
-                    rel_coef = math.exp(-log1000 / max(p[RELEASE] * sr, 1.0))
+                    rel_coef = math.exp(-1.0 / max(p[RELEASE] * sr, 1.0))
             else:
                 bend = ev_b[ei]
             ei += 1
@@ -215,7 +214,8 @@ def render_kernel(out, ev_pos, ev_kind, ev_a, ev_b, init, sr):
             out[i] = 0.0
             continue
 
-        # ENV1: linear attack to 1, exponential decay to sustain / release to 0 (T = -60 dB time)
+        # ENV1: linear attack to 1 in T; decay to sustain / release to 0 exponential with time
+        # constant T (an analog RC envelope: 1/e of the way after T, -60 dB after 6.9 T)
         if stage == 1:
             env += att_rate
             if env >= 1.0:

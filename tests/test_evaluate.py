@@ -62,7 +62,7 @@ def test_note_scores_match_mir_eval(seed, n_est):
     rng = np.random.default_rng(seed)
     iv, p = _melody_notes(rng)
     idx = rng.choice(len(p), size=min(n_est, len(p)), replace=False)
-    est_iv = iv[idx] + rng.uniform(-0.08, 0.08, (len(idx), 1))
+    est_iv = np.maximum(iv[idx] + rng.uniform(-0.08, 0.08, (len(idx), 1)), 0.0)
     est_p = p[idx] + rng.choice([0, 0, 1, -2], len(idx))
     extra = max(0, n_est - len(p))
     est_iv = np.concatenate([est_iv, np.stack([np.full(extra, 0.3), np.full(extra, 0.5)], 1)])

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("-n", type=int, required=True, help="number of melodies")
     r.add_argument("-o", "--out", required=True, help="output directory (resumes if it holds the same dataset)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--shard-size", type=int, default=256, help="melodies per shard")
+    r.add_argument("--shard-size", type=int, default=64, help="melodies per shard")
     r.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     r.add_argument("--duration", type=float, default=None,
                    help=f"seconds per melody (default: {DEFAULT_DURATION})")

@@ -25,6 +25,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ class DatasetConfig:
     kind: str = "paper"                    # paper | general
     n: int = 100                           # melodies
     seed: int = 0
-    shard_size: int = 256
+    shard_size: int = 64
     duration_s: float = 2.0
     frontend: dict = field(default_factory=lambda: FrontendConfig().to_dict())
     param_map: str | None = None           # plugin parameter map (name or TOML path); None = default
@@ -66,7 +67,7 @@ class DatasetConfig:
 
     @classmethod
     def make(cls, synth: str = "builtin", space: ControlSpace | str = "exp1", kind: str = "paper",
-             n: int = 100, seed: int = 0, shard_size: int = 256, duration_s: float | None = None,
+             n: int = 100, seed: int = 0, shard_size: int = 64, duration_s: float | None = None,
              frontend: FrontendConfig | None = None, param_map: str | None = None) -> "DatasetConfig":
         space = ControlSpace.load(space) if isinstance(space, str) else space
         return cls(synth=str(synth), space=space.to_dict(), kind=kind, n=int(n), seed=int(seed),
@@ -157,13 +158,25 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_PROGRESS = None   # a worker's queue for per-melody progress ticks (set by _init_worker)
+
+
+def _init_worker(queue) -> None:
+    global _PROGRESS
+    _PROGRESS = queue
+
+
 def _render_shard(job: tuple[str, dict, int]) -> tuple[int, dict]:
     """Render shard s into a temporary directory, then move it into place atomically."""
     out_dir, cfg_dict, s = job
     cfg = DatasetConfig(**cfg_dict)
     out = Path(out_dir)
     idx = cfg.shard_range(s)
-    items = [render_melody(cfg, i) for i in idx]
+    items = []
+    for i in idx:
+        items.append(render_melody(cfg, i))
+        if _PROGRESS is not None:
+            _PROGRESS.put(1)
     arrays = {
         "audio": np.stack([it["audio"] for it in items]),
         "spec": np.stack([it["spec"] for it in items]),
@@ -294,19 +307,31 @@ def render_dataset(out_dir: str | Path, cfg: DatasetConfig, workers: int | None 
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(jobs) or 1))
     with tqdm(total=cfg.n, initial=done_n, unit="melody", desc=f"render {out.name}", disable=not progress) as bar:
         if workers == 1:
-            results = map(_render_shard, jobs)
-            for s, info in results:
+            for s, info in map(_render_shard, jobs):
                 infos[s] = info
                 bar.update(info["n"])
         else:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for s, info in pool.imap_unordered(_render_shard, jobs):
-                    infos[s] = info
-                    bar.update(info["n"])
+            ctx = mp.get_context("spawn")
+            ticks = ctx.Queue()   # workers tick once per melody, so slow synths still show progress
+            reader = threading.Thread(target=_count_ticks, args=(ticks, bar), daemon=True)
+            reader.start()
+            try:
+                with ctx.Pool(workers, initializer=_init_worker, initargs=(ticks,)) as pool:
+                    for s, info in pool.imap_unordered(_render_shard, jobs):
+                        infos[s] = info
+            finally:
+                ticks.put(None)
+                reader.join(timeout=5)
+            bar.update(max(0, cfg.n - bar.n))   # ticks still in flight when the pool shut down
     manifest = {**params, **_derived(cfg), "complete": True,
                 "shards": [{"name": shard_name(s), **infos[s]} for s in range(cfg.n_shards)]}
     _write_json_atomic(out / "manifest.json", manifest)
     return manifest
+
+
+def _count_ticks(queue, bar) -> None:
+    while queue.get() is not None:
+        bar.update(1)
 
 
 # -- the reader ---------------------------------------------------------------------------------

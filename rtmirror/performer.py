@@ -244,6 +244,8 @@ def events_to_frames(events, n_frames: int, space: ControlSpace, frame_rate: flo
         return float(space.controls[i_pitch].from_physical(n + bend))
 
     for ev in sorted_events(events):
+        if not math.isfinite(ev.time):
+            raise ValueError(f"event time must be finite: {ev}")
         f = min(n_frames, max(0, int(round(ev.time * frame_rate))))
         if f > cursor:
             out[cursor:f] = state

@@ -112,3 +112,11 @@ def test_make_melody_kinds():
     assert make_melody("general", np.random.default_rng(0), EXP1, duration_s=3.0).duration_s == 3.0
     with pytest.raises(ValueError):
         make_melody("jazz", np.random.default_rng(0), EXP1)
+
+
+def test_unquantized_option():
+    mel = paper_melody(np.random.default_rng(0), EXP1, frame_rate=None)
+    assert not all(_on_grid(on) and _on_grid(off) for on, off, _, _ in mel.notes)
+    assert abs(mel.notes[-1][1] + 0.016 - 1.9) < 1e-9
+    gen = general_melody(np.random.default_rng(0), EXP1, frame_rate=None)
+    assert len(gen.notes) > 0 and gen.events == sorted_events(gen.events)

@@ -261,3 +261,9 @@ def test_config_validation():
         PerformerConfig(min_note_frames=0)
     with pytest.raises(ValueError):
         frames_to_events(np.zeros((3, 2)), EXP1, FR)
+    with pytest.raises(ValueError, match="finite"):
+        events_to_frames([Event(float("nan"), NOTE_ON, note=60, velocity=100)], 10, EXP1, FR)
+    # events outside [0, n_frames) clip to the ends; an empty list gives gate 0 everywhere
+    f = events_to_frames([Event(-1.0, NOTE_ON, note=60, velocity=100), Event(99.0, NOTE_OFF, note=60)], 10, EXP1, FR)
+    assert np.all(f[:, EXP1.index("gate")] == 1)
+    assert np.all(events_to_frames([], 5, EXP1, FR) == 0)

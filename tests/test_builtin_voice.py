@@ -311,3 +311,26 @@ def test_render_cli_plays_a_midi_file_through_the_builtin_voice(tmp_path):
     f = np.fft.rfftfreq(8 * len(seg), 1 / sr)[np.argmax(np.abs(np.fft.rfft(seg, 8 * len(seg))))]
     assert f == pytest.approx(440.0, rel=0.01)
     assert main(["render", str(tmp_path / "missing.mid"), "-o", str(out)]) == 2
+
+
+def test_render_cli_plays_a_control_csv_through_the_performer(tmp_path):
+    import soundfile as sf
+    from rtmirror.cli import main
+    space = ControlSpace.load("live")
+    rows = []
+    for i in range(150):                                   # 1.2 s of 8 ms frames, gate on 0.1-0.9 s
+        gate = 1.0 if 12 <= i < 112 else 0.0
+        vals = {"pitch": space["pitch"].from_physical(69), "gate": gate, "velocity": 0.8,
+                "OSC: Volume2": 0.9, "VCF1: Frequency": 0.5, "VCF1: Resonance": 0.2,
+                "ENV1: Attack": 0.2, "ENV1: Decay": 0.4}
+        rows.append(f"{i * 0.008:.4f}," + ",".join(f"{float(vals[n]):.5f}" for n in space.names))
+    (tmp_path / "c.csv").write_text("time_s," + ",".join(space.names) + "\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "c.wav"
+    assert main(["render", str(tmp_path / "c.csv"), "-o", str(out), "--set", "live", "--sample-rate", "16000"]) == 0
+    y, sr = sf.read(out)
+    on_sample = int(np.flatnonzero(y)[0])
+    assert abs(on_sample - 12 * 0.008 * sr) <= 0.008 * sr    # the note starts within a frame of the gate
+    seg = y[int(0.3 * sr):int(0.8 * sr)] * np.hanning(int(0.5 * sr))
+    f = np.fft.rfftfreq(8 * len(seg), 1 / sr)[np.argmax(np.abs(np.fft.rfft(seg, 8 * len(seg))))]
+    assert f == pytest.approx(440.0, rel=0.01)
+    assert np.abs(y[int(1.05 * sr):]).max() < 1e-3          # released after the gate closes

@@ -12,7 +12,7 @@ from rtmirror.controls import ControlSpace
 from rtmirror.events import CONTROL, NOTE_OFF, NOTE_ON, PITCH_BEND, Event
 from rtmirror.synth import make_synth
 from rtmirror.synth.builtin import control_mapping
-from rtmirror.synth.plugin import ParamMap, PluginError, plugin_value
+from rtmirror.synth.plugin import ParamMap, PluginError, automation_curve, plugin_value
 
 AMSYNTH = "/usr/lib/vst/amsynth_vst.so"
 SR = 16000
@@ -175,3 +175,11 @@ def test_bad_map_values_are_clear_errors():
     assert math.isclose(plugin_value(ParamMap.from_dict({"params": {"VCF1: Frequency": {
         "param": "x", "law": "exp", "mult": 261.626, "base": 16.0, "lo": -0.5, "hi": 1.5}}}).rules["VCF1: Frequency"],
         math.log(261.626 / 20) / math.log(1000), ControlSpace.load("exp1")), 0.25, abs_tol=1e-9)
+
+
+def test_automation_changes_act_from_the_start_of_their_block():
+    a = automation_curve(0.2, [(100, 0.7), (300, 0.4)], 400, 64)
+    assert np.all(a[:64] == 0.2) and np.all(a[64:256] == 0.7) and np.all(a[256:] == 0.4)
+    # what DawDreamer samples at block starts is the value of the last change inside each block
+    starts = a[::64]
+    assert list(starts) == [0.2, 0.7, 0.7, 0.7, 0.4, 0.4, 0.4]

@@ -357,7 +357,8 @@ class PluginSynth:
             if rule.cc is not None:
                 cc_messages += [(s, ("cc", rule.cc, int(round(v * 127)))) for s, v in ch]
             elif self._automatable[i]:
-                proc.set_automation(i, self._automation(values.get(i, proc.get_parameter(i)), ch, n))
+                proc.set_automation(i, automation_curve(values.get(i, proc.get_parameter(i)), ch, n,
+                                                         self.block_size))
             else:
                 raise PluginError(f"{Path(self.path).name}: parameter {self.param_names[i]!r} is not "
                                   f"host-automatable; give {rule.control!r} a `cc` in the map")
@@ -373,13 +374,6 @@ class PluginSynth:
         y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
         return np.clip(y, -1.0, 1.0).astype(np.float32)
 
-    def _automation(self, start: float, changes: list[tuple[int, float]], n: int) -> np.ndarray:
-        """Step curve (n,) of normalized values; a change acts from the start of its block."""
-        a = np.full(n, start, dtype=np.float64)
-        b = self.block_size
-        for s, v in changes:
-            a[(s // b) * b:] = v
-        return a
 
     def _load_midi(self, proc, notes: list, ccs: list) -> None:
         """Notes, pitch bends and CCs as a MIDI file with one tick per sample (DawDreamer reads
@@ -423,6 +417,16 @@ class PluginSynth:
     def __repr__(self) -> str:
         return (f"PluginSynth({Path(self.path).name!r}, map={self.map.name!r}, space={self.space.name!r}, "
                 f"sample_rate={self.sample_rate}, render_rate={self.render_rate})")
+
+
+def automation_curve(start: float, changes: list[tuple[int, float]], n: int, block_size: int) -> np.ndarray:
+    """Step curve (n,) of normalized values for DawDreamer, which samples automation at the start of
+    each block: a change at sample s acts from the start of the block containing s (so a latched
+    control sent with a note-on in that block is in place before the note)."""
+    a = np.full(n, start, dtype=np.float64)
+    for s, v in sorted(changes):
+        a[(s // block_size) * block_size:] = v
+    return a
 
 
 def _fit(y: np.ndarray, n: int) -> np.ndarray:

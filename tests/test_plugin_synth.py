@@ -1,6 +1,7 @@
 """PluginSynth through DawDreamer with the real amsynth VST (Debian `amsynth`), and its parameter maps."""
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.vst
 @pytest.fixture(scope="module")
 def amsynth_present(tmp_path_factory):
     require(os.path.exists(AMSYNTH), "amsynth (apt: amsynth)")
-    pytest.importorskip("dawdreamer")
+    require(importlib.util.find_spec("dawdreamer") is not None, "DawDreamer (pip: rtmirror[train])")
     os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg"))   # amsynth writes its bank there
 
 

@@ -24,10 +24,9 @@ import numpy as np
 from numba import njit
 
 from .config import FrontendConfig
-from .filterbank import LANES, N_FILTERS, grouped_filters
+from .filterbank import A0, B0, CHANNEL_LANE, LANES, MAX_ORDER, N_ACTIVE, N_FILTERS, Y0, Z0, clear_state, new_bank
 
 N_OUT = N_FILTERS - 1  # 128
-CHUNK = 256  # samples per inner pass; (CHUNK, 136) float64 scratch = 272 kB stays in L2
 HAIRCELL_TC_MS = 0.5
 # Anti-denormal guard: a +-1e-20 Nyquist-rate dither keeps every IIR state away from subnormal
 # numbers in long silences (subnormals cost ~100x per operation on x86). It is 1e-20 absolute,
@@ -62,14 +61,13 @@ def _params(cfg: FrontendConfig) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def _cochlea_kernel(x, xin, hc, b, a, order, z, lpf, acc, fstate, istate, params, hop, out):
-    """Run x (n,) through the cochlea; append completed frames to out; return their count.
+def _cochlea_kernel(x, bank, lpf, h, acc, fstate, istate, params, hop, out):
+    """Run x (n,) through the cochlea; write completed frames to out[0:n_frames]; return n_frames.
 
-    State (all preallocated, updated in place):
-      z (groups, max_order, LANES) transposed-direct-form filter states, lpf (groups*LANES,)
-      hair-cell low-pass, acc (128,) integrators, fstate[0] AGC power,
-      istate = [samples into the current frame, non-finite count, samples seen (dither phase)].
-    Scratch: xin (CHUNK,) conditioned input, hc (CHUNK, groups*LANES) hair-cell outputs.
+    State (preallocated, updated in place): bank (BANK_SIZE,) filter coefficients + states (see
+    filterbank.py), lpf (LANES,) hair-cell low-pass, acc (128,) integrators, fstate[0] AGC power,
+    istate = [samples into the current frame, non-finite count, samples seen (dither phase)].
+    Scratch: h (129,) this sample's hair-cell outputs in channel order.
     """
     mode = int(params[0])
     factor = params[1]
@@ -80,85 +78,71 @@ def _cochlea_kernel(x, xin, hc, b, a, order, z, lpf, acc, fstate, istate, params
     agc_c = params[6]
     target = params[7]
     max_gain = params[8]
-    n_groups = b.shape[0]
-    chunk = xin.shape[0]
     inv_hop = 1.0 / hop
+    power = fstate[0]
+    phase = istate[0]
     n_frames = 0
-    start = 0
-    n_total = x.shape[0]
-    while start < n_total:
-        n = min(chunk, n_total - start)
+    for i in range(x.shape[0]):
         # 1. input: non-finite -> 0 (counted), causal AGC, anti-denormal dither
-        power = fstate[0]
-        parity = istate[2] & 1
-        for i in range(n):
-            v = np.float64(x[start + i])
-            if not np.isfinite(v):
-                v = 0.0
-                istate[1] += 1
-            if agc_on:
-                power += agc_c * (v * v - power)
-                if power < 1e-30:
-                    power = 1e-30
-                if power * max_gain * max_gain <= target * target:
-                    v *= max_gain
-                else:
-                    v *= target / math.sqrt(power)
-            xin[i] = v + (DENORMAL_GUARD if parity == 0 else -DENORMAL_GUARD)
-            parity ^= 1
-        fstate[0] = power
-        istate[2] += n
-        # 2. cochlear filters + hair cell, LANES channels at a time (channel-outer, sample-inner)
-        for g in range(n_groups):
-            k_max = order[g]
-            col = g * LANES
-            for i in range(n):
-                v = xin[i]
-                for l in range(LANES):
-                    hc[i, col + l] = b[g, 0, l] * v + z[g, 0, l]
-                for k in range(k_max - 1):
-                    for l in range(LANES):
-                        z[g, k, l] = b[g, k + 1, l] * v + z[g, k + 1, l] - a[g, k + 1, l] * hc[i, col + l]
-                for l in range(LANES):
-                    z[g, k_max - 1, l] = b[g, k_max, l] * v - a[g, k_max, l] * hc[i, col + l]
-            if mode == LINEAR:
-                continue  # linear ionic channels: no nonlinearity, no membrane low-pass
-            for i in range(n):
-                for l in range(LANES):
-                    y = hc[i, col + l]
-                    if mode == SIGMOID:
-                        y = 1.0 / (1.0 + math.exp(-y / factor))
-                    elif mode == STEP:
-                        y = 1.0 if y > 0.0 else 0.0
-                    else:
-                        y = y if y > 0.0 else 0.0
-                    h = y + beta * lpf[col + l]
-                    lpf[col + l] = h
-                    hc[i, col + l] = h
-        # 3. lateral inhibition, rectification, integration; emit a frame at the end of each hop
-        phase = istate[0]
-        for i in range(n):
-            if leaky:
-                for c in range(N_OUT):
-                    d = hc[i, c] - hc[i, c + 1]
-                    acc[c] = alpha * acc[c] + (d if d > 0.0 else 0.0)
+        v = np.float64(x[i])
+        if not np.isfinite(v):
+            v = 0.0
+            istate[1] += 1
+        if agc_on:
+            power += agc_c * (v * v - power)
+            if power < 1e-30:
+                power = 1e-30
+            if power * max_gain * max_gain <= target * target:
+                v *= max_gain
             else:
-                for c in range(N_OUT):
-                    d = hc[i, c] - hc[i, c + 1]
-                    acc[c] += d if d > 0.0 else 0.0
-            phase += 1
-            if phase == hop:
-                phase = 0
-                if leaky:
-                    for c in range(N_OUT):
-                        out[n_frames, c] = acc[c]
-                else:  # tc = 0: short-term average over the frame
-                    for c in range(N_OUT):
-                        out[n_frames, c] = acc[c] * inv_hop
-                        acc[c] = 0.0
-                n_frames += 1
-        istate[0] = phase
-        start += n
+                v *= target / math.sqrt(power)
+        v += DENORMAL_GUARD if (istate[2] & 1) == 0 else -DENORMAL_GUARD
+        istate[2] += 1
+        # 2. cochlear filters, all lanes at once, one tap row at a time
+        for c in range(LANES):
+            bank[Y0 + c] = bank[B0 + c] * v + bank[Z0 + c]
+        for k in range(1, MAX_ORDER + 1):
+            z_out = Z0 + (k - 1) * LANES
+            z_in = Z0 + k * LANES
+            b_k = B0 + k * LANES
+            a_k = A0 + k * LANES
+            for c in range(N_ACTIVE[k]):
+                bank[z_out + c] = bank[b_k + c] * v + bank[z_in + c] - bank[a_k + c] * bank[Y0 + c]
+        # 3. hair cell: nonlinearity + membrane low-pass (both skipped for linear)
+        if mode == SIGMOID:
+            for c in range(LANES):
+                lpf[c] = 1.0 / (1.0 + math.exp(-bank[Y0 + c] / factor)) + beta * lpf[c]
+        elif mode == STEP:
+            for c in range(LANES):
+                lpf[c] = (1.0 if bank[Y0 + c] > 0.0 else 0.0) + beta * lpf[c]
+        elif mode == HALF_WAVE:
+            for c in range(LANES):
+                lpf[c] = max(bank[Y0 + c], 0.0) + beta * lpf[c]
+        else:
+            for c in range(LANES):
+                lpf[c] = bank[Y0 + c]
+        for ch in range(N_FILTERS):  # lanes -> channel order
+            h[ch] = lpf[CHANNEL_LANE[ch]]
+        # 4. lateral inhibition (next-higher channel), half-wave rectification, integration
+        if leaky:
+            for ch in range(N_OUT):
+                acc[ch] = alpha * acc[ch] + max(h[ch] - h[ch + 1], 0.0)
+        else:
+            for ch in range(N_OUT):
+                acc[ch] += max(h[ch] - h[ch + 1], 0.0)
+        phase += 1
+        if phase == hop:  # the last sample of a frame: read the integrators out
+            phase = 0
+            if leaky:
+                for ch in range(N_OUT):
+                    out[n_frames, ch] = acc[ch]
+            else:  # tc = 0: short-term average over the frame
+                for ch in range(N_OUT):
+                    out[n_frames, ch] = acc[ch] * inv_hop
+                    acc[ch] = 0.0
+            n_frames += 1
+    fstate[0] = power
+    istate[0] = phase
     return n_frames
 
 
@@ -194,20 +178,17 @@ class _CochleaState:
     def __init__(self, cfg: FrontendConfig):
         haircell_mode(cfg.factor)
         self.cfg = cfg
-        self.filters = grouped_filters()
         self.params = _params(cfg)
-        g = self.filters.n_groups
-        self.z = np.zeros((g, self.filters.b.shape[1] - 1, LANES))
-        self.lpf = np.zeros(g * LANES)
+        self.bank = new_bank()
+        self.lpf = np.zeros(LANES)
+        self.h = np.zeros(N_FILTERS)
         self.acc = np.zeros(N_OUT)
         self.fstate = np.zeros(1)
         self.istate = np.zeros(3, dtype=np.int64)
-        self.xin = np.zeros(CHUNK)
-        self.hc = np.zeros((CHUNK, g * LANES))
         self.reset()
 
     def reset(self) -> None:
-        self.z[:] = 0.0
+        clear_state(self.bank)
         self.lpf[:] = 0.0
         self.acc[:] = 0.0
         # AGC starts at the target level (gain 1), not at silence (which would start at max gain)
@@ -215,9 +196,8 @@ class _CochleaState:
         self.istate[:] = 0
 
     def run(self, x: np.ndarray, out: np.ndarray) -> int:
-        f = self.filters
-        return _cochlea_kernel(x, self.xin, self.hc, f.b, f.a, f.order, self.z, self.lpf, self.acc,
-                               self.fstate, self.istate, self.params, self.cfg.hop, out)
+        return _cochlea_kernel(x, self.bank, self.lpf, self.h, self.acc, self.fstate, self.istate,
+                               self.params, self.cfg.hop, out)
 
 
 def unitseq(x: np.ndarray) -> np.ndarray:

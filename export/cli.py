@@ -34,8 +34,8 @@ def manifest_inputs(meta: dict) -> dict:
         synth = synth.get("name") or synth.get("kind") or synth.get("path") or json.dumps(synth, sort_keys=True)
     training = {"config_hash": str(meta.get("train_config_hash", ""))}
     progress = meta.get("progress") or {}
-    for key in ("step", "steps", "epoch", "round", "train_seconds", "wall_s"):
-        if isinstance(progress.get(key), (int, float)):
+    for key in ("step", "epoch", "round", "rounds", "phase", "complete", "train_time_s"):
+        if isinstance(progress.get(key), (int, float, str)):
             training[key] = progress[key]
     cfg = meta.get("train_config") or {}
     if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):

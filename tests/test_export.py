@@ -172,6 +172,12 @@ def test_manifest_contents(exported):
     ins = {i.name: [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
     assert ins["frames"] == [1, 128, "k"]
     assert ins["state_0"] == side["step"]["state_shapes"][0]
+    # every state slice was rewritten to a constant start (-context): no shape arithmetic left
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    starts = sorted(int(inits[n.input[1]][0]) for n in proto.graph.node
+                    if n.op_type == "Slice" and n.input[1] in inits and inits[n.input[1]][0] < 0)
+    assert starts == sorted(-s[2] for s in side["step"]["state_shapes"])
+    assert not any(n.op_type in ("Gather", "Sub") for n in proto.graph.node)
 
 
 def test_graph_that_disagrees_with_its_manifest_is_refused(exported, tmp_path):

@@ -22,7 +22,6 @@ resampler's delay: subtract it to place events on the input file's timeline.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,6 +67,11 @@ class Pipeline:
         self.frame_rate = self.frontend.frame_rate
         sr = self.frontend.sample_rate
         self.resampler = StreamResampler(self.input_sr, sr) if self.input_sr != sr else None
+        self.delay_s = 0.0   # the resampler's steady-state delay (events are this late vs the input)
+        if self.resampler is not None:
+            probe = StreamResampler(self.input_sr, sr)
+            probe.process(np.zeros(self.input_sr // 2, np.float32))
+            self.delay_s = float(probe.delay_samples) / sr
         self.cochlea = CochlearStream(self.frontend)
         self.performer = Performer(self.space, performer_cfg, self.frame_rate)
         self.lookahead = int(runtime.lookahead)
@@ -84,13 +88,6 @@ class Pipeline:
         self.nonfinite_samples = 0             # input samples replaced by 0 (NaN/inf audio)
         self.input_samples = 0
         self.frames = 0                        # control frames given to the Performer
-
-    @property
-    def delay_s(self) -> float:
-        """Resampler delay in seconds (events are this late against the input timeline)."""
-        if self.resampler is None:
-            return 0.0
-        return float(getattr(self.resampler, "delay_samples", 0)) / self.frontend.sample_rate
 
     def _sanitize(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block, dtype=np.float32).reshape(-1)
@@ -133,8 +130,8 @@ class Pipeline:
         """End of input: push the resampler's tail and the encoder's lookahead out, close notes."""
         parts = []
         if self.resampler is not None:
-            pad = int(math.ceil(self.delay_s * self.input_sr)) + self.frontend.hop * 2
-            parts.append(self.process(np.zeros(pad, np.float32), hold))
+            spec = self.cochlea.process(self.resampler.flush(), copy=True)
+            parts.append(self._controls(spec, hold))
         if self.lookahead:
             tail = self._controls(np.zeros((self.lookahead, self.frontend.n_channels), np.float32), hold)
             tail.spec = tail.spec[:0]            # padding, not spectrogram: one column per control frame
@@ -157,7 +154,7 @@ class EngineConfig:
     stop_on_port_loss: bool = False      # a vanished MIDI port stops the engine (else: report, go on)
     stats_interval_s: float = 0.25
     port_check_interval_s: float = 0.5
-    record: bool = False                 # keep every event and MIDI message (tests, demo)
+    record: bool = False                 # keep every event, MIDI message and input block (tests)
 
 
 class EngineStopped(RuntimeError):
@@ -193,6 +190,7 @@ class Engine:
         self.exhausted = False            # the source ended (file played through)
         self.events: list[Event] = []     # with cfg.record
         self.messages: list = []          # with cfg.record
+        self.input_blocks: list[np.ndarray] = []   # with cfg.record: the audio exactly as processed
         self.dropped_frames = 0
         self.frame_times: list[float] = []  # recent per-frame processing times (s)
         self.all_frame_times: list[float] | None = [] if self.cfg.record else None
@@ -304,6 +302,8 @@ class Engine:
                     time.sleep(cfg.poll_s)
                 else:
                     n = ring.read(buf[:min(avail, len(buf))])
+                    if cfg.record:
+                        self.input_blocks.append(buf[:n].copy())
                     t0 = time.perf_counter()
                     r = p.process(buf[:n], snap.hold_values)
                     self._emit(r)

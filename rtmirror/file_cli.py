@@ -2,12 +2,12 @@
 
 The same `Pipeline` object the live engine runs (resample -> CochlearStream -> encoder step ->
 Performer), fed the file in blocks as fast as the CPU allows, into the same MIDI encoder
-(thresholds, rate caps, latched CCs before note-on, all notes closed). Output times are moved
-earlier by the resampler's delay so the MIDI lines up with the input file.
+(thresholds, rate caps, latched CCs before note-on, all notes closed). Event times are already on
+the input file's timeline: the streaming resampler holds samples back (latency live) but does not
+shift them.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -56,11 +56,6 @@ def process(pipeline: Pipeline, audio: np.ndarray, block: int = 4096, progress: 
         [e for p in parts for e in p.events])
 
 
-def shift_events(events, dt: float):
-    """Move events earlier by dt seconds (clamped at 0): the input file's timeline."""
-    return [dataclasses.replace(e, time=max(0.0, e.time - dt)) for e in events]
-
-
 def run(args) -> int:
     from rtmirror.ccmap import CCMap
     from rtmirror.midi import ControlsCsv, MidiEncoder, MidiFileRecorder, MidiOut
@@ -79,9 +74,7 @@ def run(args) -> int:
         print(f"rtmirror file: {exc}", file=sys.stderr)
         return 2
     result = process(pipeline, audio, args.block, progress=len(audio) > 60 * sr)
-    delay = pipeline.delay_s
-    events = shift_events(result.events, delay)
-    times = np.maximum(result.times - delay, 0.0)
+    events, times = result.events, result.times
 
     midi = MidiOut(encoder, [MidiFileRecorder(args.output)])
     midi.send_frames(events, times)

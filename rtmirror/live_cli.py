@@ -37,6 +37,7 @@ class LiveOptions:
     print_midi: bool = False          # print every message sent
     stop_on_port_loss: bool = False
     max_backlog_s: float | None = 0.064
+    record_all: bool = False          # engine keeps events, messages and input audio (tests)
 
 
 def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
@@ -77,7 +78,7 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     csv = ControlsCsv(opts.controls_csv, runtime.space.names) if opts.controls_csv else None
     source = make_source(opts)
     cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
-                       stop_on_port_loss=opts.stop_on_port_loss)
+                       stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
     engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say)
     engine.description = (f"{getattr(source, 'device_name', opts.wav)} @ {source.sample_rate} Hz -> "
                           f"{port_desc}, channel {opts.channel}, model {runtime.path.name} "

@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -297,6 +298,9 @@ class PortOutput:
         return None
 
     def close(self) -> None:
+        # rtmidi's JACK backend hands messages to the next process cycle: closing the port at
+        # once can lose or garble the last ones (the All Notes Off). Give it a few periods.
+        time.sleep(0.05)
         try:
             self._out.close_port()
         finally:
@@ -412,6 +416,20 @@ class MidiOut:
         """Encode and deliver the events of one frame/block, then due rate-capped CCs at t."""
         msgs = self.encoder.encode(events)
         msgs += self.encoder.tick(t)
+        return self._deliver(msgs)
+
+    def send_frames(self, events: list[Event], frame_times) -> list[Message]:
+        """Events of a block (time order) and its frame times: encode frame by frame and tick the
+        rate cap at every frame, so the messages do not depend on how audio was blocked."""
+        enc, msgs, j = self.encoder, [], 0
+        for t in frame_times:
+            k = j
+            while k < len(events) and events[k].time <= t + 1e-9:
+                k += 1
+            msgs += enc.encode(events[j:k])
+            msgs += enc.tick(float(t))
+            j = k
+        msgs += enc.encode(events[j:])
         return self._deliver(msgs)
 
     def panic(self, t: float) -> list[Message]:

@@ -307,13 +307,14 @@ class JackPlayer:
             self.done = True
 
     def connect_to_portaudio(self) -> str:
-        """Connect to the PortAudio input port of this process's stream (e.g. 'PortAudio:in_0')."""
-        targets = [p for p in self.client.get_ports(is_audio=True, is_input=True)
-                   if "PortAudio" in p.name and p.name.endswith("in_0")]
+        """Connect to the PortAudio input port of the open stream ('PortAudio:in_0', then in_1 for
+        the next stream of the process, ...): the newest one."""
+        targets = [p for p in self.client.get_ports(is_audio=True, is_input=True) if p.name.startswith("PortAudio")]
         if not targets:
             raise RuntimeError(f"no PortAudio input port in JACK: {[p.name for p in self.client.get_ports()]}")
-        self.client.connect(self.port, targets[0])
-        return targets[0].name
+        target = max(targets, key=lambda p: int(p.name.rsplit("_", 1)[-1]) if p.name[-1].isdigit() else -1)
+        self.client.connect(self.port, target)
+        return target.name
 
     def play(self) -> int:
         """Start at the next period; returns the JACK frame time of the first sample."""

@@ -7,6 +7,7 @@ A blocked GUI thread therefore misses display frames, never audio frames or MIDI
 """
 from __future__ import annotations
 
+import html
 import math
 import time
 from dataclasses import dataclass
@@ -103,13 +104,14 @@ def manifest_summary(runtime) -> str:
     """One paragraph about a model: its controls, synth, sample rate, frame rate, lookahead."""
     m = runtime.manifest
     fe = runtime.frontend
-    names = ", ".join(runtime.space.names)
+    names = html.escape(", ".join(runtime.space.names))
     look_ms = 1e3 * runtime.lookahead / fe.frame_rate
-    return (f"<b>{Path(runtime.path).name}</b><br>"
+    return (f"<b>{html.escape(Path(runtime.path).name)}</b><br>"
             f"controls ({len(runtime.space)}): {names}<br>"
             f"synth: {m.get('synth', '?')} · control set: {runtime.space.name}<br>"
             f"sample rate: {fe.sample_rate} Hz · {fe.frame_rate:g} frames/s · "
-            f"lookahead {runtime.lookahead} frames ({look_ms:.0f} ms)")
+            f"lookahead {runtime.lookahead} frames ({look_ms:.0f} ms)<br>"
+            f"training: {html.escape(str(m.get('training', {}).get('config_name', '?')))}")
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -130,6 +132,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._knobs: list[Knob] = []
         self._frames_drawn = 0
         self.last_engine = None     # the engine of the last run (stats, messages, for tests)
+        self._demo_path: str | None = None
+        self._demo_dir = None
+        self._last_message = ""
         self.setWindowTitle("rtmirror")
         self.resize(1280, 820)
 
@@ -357,8 +362,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for d in devices:
             label = f"{d['name']} ({d['hostapi']})" + ("  [default]" if d["default"] else "")
             self.input_combo.addItem(label, ("device", d["index"]))
-        if not devices and not self.cfg.wav:
-            self.input_combo.addItem("no audio input found", None)
+        self.input_combo.addItem("demo melody (built-in voice)", ("demo", None))
+        if current is None and not devices and not self.cfg.wav:
+            current = ("demo", None)           # no microphone here: play the demo melody
         self._select(self.input_combo, current)
         if current is None and self.cfg.input_device is not None and not self.cfg.wav:
             for i in range(self.input_combo.count()):
@@ -449,35 +455,44 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     # -- engine ------------------------------------------------------------------------------
-    def _make_source(self):
-        from rtmirror.audio_io import FileInput, MicInput
+    def _live_options(self):
+        """The pickers as rtmirror.live_cli.LiveOptions (the one place engines are assembled)."""
+        from rtmirror.live_cli import LiveOptions
 
         data = self.input_combo.currentData()
         if data is None:
             raise RuntimeError("no audio input: pick a device or open a WAV file")
-        if data[0] == "file":
-            return FileInput.from_file(data[1], realtime=True)
-        return MicInput(data[1])
-
-    def _make_midi(self, space):
-        from rtmirror import midi
-
         kind, name = self.port_combo.currentData() or ("off", None)
-        outputs = []
-        if kind != "off":
-            if self.midi_api is None:
-                raise RuntimeError("no MIDI system available (pick 'no MIDI output')")
-            if kind == "virtual":
-                outputs.append(midi.PortOutput(self.midi_api, virtual=name))
-            else:
-                outputs.append(midi.PortOutput(self.midi_api, port=name))
-        outputs.append(self.record_tap)
-        encoder = midi.MidiEncoder(space, CCMap.load(self.cfg.cc_map), self.channel_spin.value() - 1)
-        return midi.MidiOut(encoder, outputs)
+        wav = data[1] if data[0] == "file" else self._demo_wav() if data[0] == "demo" else None
+        return LiveOptions(
+            input=None if wav else str(data[1]), wav=wav, realtime=True,
+            port=name if kind == "port" else None, virtual=name if kind == "virtual" else "rtmirror",
+            no_port=kind == "off", channel=self.channel_spin.value(),
+            model=str(self.runtime.path), cc_map=self.cfg.cc_map, midi_api=self.cfg.midi_api,
+            # A file has no player waiting on latency: keep every frame unless 0.5 s behind.
+            max_backlog_s=0.5 if wav else LiveOptions.max_backlog_s)
+
+    def _demo_wav(self) -> str:
+        """A melody rendered with the built-in voice (for machines without a microphone)."""
+        if self._demo_path is None:
+            import tempfile
+
+            import soundfile as sf
+
+            from rtmirror.synth import make_synth
+            from rtmirror.synth.melody import general_melody
+
+            space = self.runtime.space
+            melody = general_melody(np.random.default_rng(7), space, duration_s=12.0)
+            audio = make_synth("builtin", space, sample_rate=16000).render(melody.events, melody.duration_s)
+            self._demo_dir = tempfile.TemporaryDirectory(prefix="rtmirror-gui-")
+            self._demo_path = str(Path(self._demo_dir.name) / "demo_melody.wav")
+            sf.write(self._demo_path, 0.5 * audio / max(1e-9, float(np.abs(audio).max())), 16000)
+        return self._demo_path
 
     def start(self) -> bool:
         """Build an engine from the pickers and start it. Errors show in the status bar."""
-        from rtmirror.engine import Engine
+        from rtmirror.live_cli import build_engine
 
         if self.engine is not None and self.engine.running:
             return True
@@ -485,26 +500,28 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage("no model loaded")
             self.start_button.setChecked(False)
             return False
-        source = midi_out = None
+        engine = None
         try:
-            source = self._make_source()
-            midi_out = self._make_midi(self.runtime.space)
-            engine = Engine(self.runtime, source, midi_out)
+            # Messages from the worker land in snapshot.message; the timer shows them (Qt widgets
+            # must not be touched from the worker thread).
+            engine = build_engine(self._live_options(), on_message=lambda msg: None)
+            engine.midi.outputs.append(self.record_tap)
             # Warm the chain up (first calls load JIT caches and onnxruntime kernels, ~1 s) before
             # the source runs, so a file does not start with a burst of dropped frames.
-            engine.pipeline.process(np.zeros(source.sample_rate // 10, np.float32))
+            engine.pipeline.process(np.zeros(engine.source.sample_rate // 10, np.float32))
             engine.pipeline.reset()
             for name, value in self._holds.items():
                 engine.snapshot.set_hold(name, value)
             engine.start()
         except Exception as exc:
-            if midi_out is not None:
-                midi_out.close(0.0)
+            if engine is not None:
+                engine.midi.close(0.0)
             self.statusBar().showMessage(f"cannot start: {exc}")
             self.start_button.setChecked(False)
             return False
         self.engine = engine
         self._spec_count = 0
+        self._last_message = ""
         if self.spectrogram is not None:
             self.spectrogram.reset()
         if self.record_button.isChecked() and not self.record_tap.armed:
@@ -514,7 +531,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.input_combo.setEnabled(False)
         self.port_combo.setEnabled(False)
         self.channel_spin.setEnabled(False)
-        self.statusBar().showMessage(f"running: {self.input_combo.currentText()} -> {self.port_combo.currentText()}")
+        self.statusBar().showMessage(f"running: {getattr(engine, 'description', self.input_combo.currentText())}")
         self.engineStarted.emit()
         return True
 
@@ -626,6 +643,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.level_meter.set_level(snap.level_db, peak_db)
         self.level_label.setText(f"{snap.level_db:.0f} dBFS" if snap.level_db > -120 else "-∞ dBFS")
         self._show_stats(snap)
+        if snap.message and snap.message != self._last_message:
+            self._last_message = snap.message
+            self.statusBar().showMessage(snap.message)
         self._frames_drawn += 1
 
     def _show_stats(self, snap) -> None:
@@ -642,4 +662,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802
         self.timer.stop()
         self.stop()
+        if self._demo_dir is not None:
+            self._demo_dir.cleanup()
         super().closeEvent(event)

@@ -11,6 +11,7 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"   # before any QApplication exists
 
+import gc
 import math
 import time
 
@@ -55,10 +56,29 @@ def themed(qapp):
     return qapp
 
 
-def make_window(qtbot, **kw) -> MainWindow:
+@pytest.fixture
+def keep(themed):
+    """Register widgets to delete at teardown, here in the GUI thread.
+
+    A top-level widget belongs to its Python wrapper; if the wrapper died in a garbage
+    collection that happened to run on the engine's worker thread, Qt would delete the widget
+    from that thread while the GUI thread paints it (a crash). So every widget a test makes is
+    closed (stopping its engine) and deleted deterministically, and cycles are collected here.
+    """
+    from PyQt6 import sip
+
+    made = []
+    yield lambda w: made.append(w) or w
+    for w in made:
+        if not sip.isdeleted(w):
+            w.close()
+            sip.delete(w)
+    gc.collect()
+
+
+def make_window(keep, **kw) -> MainWindow:
     kw.setdefault("autostart", False)
-    win = MainWindow(GuiConfig(**kw))
-    qtbot.addWidget(win)
+    win = keep(MainWindow(GuiConfig(**kw)))
     win.resize(1280, 820)
     win.show()
     return win
@@ -69,11 +89,24 @@ def wait_running(qtbot, win, frames: int = 60, timeout_ms: int = 30000):
 
 
 # -- widgets ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def spec_view(themed):
+    """One view for all examples (Qt widgets are deleted here, in the GUI thread, not by a
+    garbage collection that could run on the engine's worker thread)."""
+    view = widgets.SpectrogramView(center_frequencies(-1)[:128], frame_rate=125.0, history_s=2.0)
+    yield view
+    from PyQt6 import sip
+    view.close()
+    sip.delete(view)
+    gc.collect()
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(0, 700), min_size=1, max_size=8), st.integers(0, 2**31 - 1))
-def test_spectrogram_view_shows_the_newest_columns_oldest_first(themed, chunks, seed):
+def test_spectrogram_view_shows_the_newest_columns_oldest_first(spec_view, chunks, seed):
     rng = np.random.default_rng(seed)
-    view = widgets.SpectrogramView(center_frequencies(-1)[:128], frame_rate=125.0, history_s=2.0)
+    view = spec_view
+    view.reset()
     n = view.n_cols
     pushed = np.zeros((0, 128), np.float32)
     for size in chunks:
@@ -89,9 +122,10 @@ def test_spectrogram_view_shows_the_newest_columns_oldest_first(themed, chunks, 
     assert view.columns_pushed == len(pushed)
 
 
-def test_spectrogram_axis_is_log_frequency_in_hz(themed):
+def test_spectrogram_axis_is_log_frequency_in_hz(themed, qtbot, keep):
     cfs = center_frequencies(-1)[:128]                     # NSL: 440 * 2**((k - 31)/24 - 1)
     view = widgets.SpectrogramView(cfs, frame_rate=125.0)
+    keep(view)
     ticks = dict((label, pos) for pos, label in view.plot.getAxis("left")._tickLevels[0])
     assert "1k" in ticks and "200" in ticks
     # 24 channels per octave: 1 kHz and 2 kHz... 200 Hz -> 1 kHz is log2(5) octaves apart.
@@ -104,10 +138,10 @@ def test_spectrogram_axis_is_log_frequency_in_hz(themed):
     assert view.image_item.levels[1] == pytest.approx(view.full_scale / 10)
 
 
-def test_knob_shows_physical_value_and_cc_and_holds(themed, qtbot):
+def test_knob_shows_physical_value_and_cc_and_holds(themed, qtbot, keep):
     ctrl = SPACE["VCF1: Frequency"]                        # exp 20 Hz .. 20 kHz, CC 74
     knob = widgets.Knob(ctrl, 74)
-    qtbot.addWidget(knob)
+    keep(knob)
     knob.set_value(0.6)
     assert knob.title.text() == "VCF1: Frequency"
     assert knob.dest_label.text() == "CC 74"
@@ -134,9 +168,9 @@ def _wheel(dy: int):
                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
 
 
-def test_piano_roll_keeps_only_the_visible_span(themed, qtbot):
+def test_piano_roll_keeps_only_the_visible_span(themed, qtbot, keep):
     roll = widgets.PianoRoll(span_s=5.0)
-    qtbot.addWidget(roll)
+    keep(roll)
     roll.set_notes([(60, 0.0, 1.0, 100), (62, 4.0, 6.0, 90), (64, 9.5, None, 80)], now_s=10.0)
     assert [n[0] for n in roll.visible()] == [62, 64]
     roll.resize(400, 100)
@@ -146,8 +180,8 @@ def test_piano_roll_keeps_only_the_visible_span(themed, qtbot):
 
 
 # -- the window with the real engine ----------------------------------------------------------
-def test_window_builds_with_the_models_controls(themed, qtbot):
-    win = make_window(qtbot, no_midi=True)
+def test_window_builds_with_the_models_controls(themed, qtbot, keep):
+    win = make_window(keep, no_midi=True)
     space = win.runtime.space
     assert [k.control.name for k in win._knobs] == space.names
     ccs = CCMap.load().for_space(space)
@@ -163,8 +197,8 @@ def test_window_builds_with_the_models_controls(themed, qtbot):
     assert "cannot load" in win.manifest_label.text() and win.runtime is not None
 
 
-def test_window_fed_by_the_engine_shows_its_columns_and_values(themed, qtbot, melody_wav, tmp_path):
-    win = make_window(qtbot, wav=str(melody_wav), no_midi=True, record_dir=str(tmp_path))
+def test_window_fed_by_the_engine_shows_its_columns_and_values(themed, qtbot, keep, melody_wav, tmp_path):
+    win = make_window(keep, wav=str(melody_wav), no_midi=True, record_dir=str(tmp_path))
     assert win.input_names()[0] == f"file: {melody_wav.name}"
     win.record_button.click()                              # record what is sent, from the start
     assert win.start()
@@ -184,27 +218,58 @@ def test_window_fed_by_the_engine_shows_its_columns_and_values(themed, qtbot, me
     np.testing.assert_array_equal(win.spectrogram.image_item.image, shown)
     # knobs: where the engine's controls ended (holds none)
     np.testing.assert_allclose([k.value for k in win._knobs], snap.controls, atol=1e-6)
-    # ...and the CCs the engine emitted agree with the knobs (within the encoder's threshold)
+    # ...and the CCs the engine emitted agree with the knobs: the last CC sent is within the
+    # encoder's threshold of the knob, unless the rate cap still holds the knob's value back.
     path = win.last_recording
     assert path is not None and path.exists()
     last_cc = {}
     for msg in mido.MidiFile(path).tracks[0]:
         if msg.type == "control_change" and msg.control != 123:
             last_cc[msg.control] = msg.value
-    assignments = CCMap.load().for_space(win.runtime.space)
+    encoder = engine.midi.encoder
     checked = 0
-    for knob, a in zip(win._knobs, assignments):
-        if a is not None and a.cc in last_cc:
+    for i, (knob, a) in enumerate(zip(win._knobs, encoder.assignments)):
+        if a is None or a.cc not in last_cc:
+            continue
+        if math.isnan(encoder._pending[i]):
             assert abs(last_cc[a.cc] / 127 - knob.value) <= a.threshold + 0.5 / 127, knob.control.name
-            checked += 1
+        else:
+            assert encoder._pending[i] == pytest.approx(knob.value, abs=1e-6), knob.control.name
+        checked += 1
     assert checked >= 1
     # the status line shows the engine's stats
     assert win.stat_labels["latency"].text().startswith("latency ") and "ms" in win.stat_labels["latency"].text()
     assert win.start_button.text().endswith("start")
 
 
-def test_hold_freezes_the_control_the_engine_sends(themed, qtbot, melody_wav):
-    win = make_window(qtbot, wav=str(melody_wav), no_midi=True)
+def test_notes_the_engine_plays_show_in_the_note_display_and_piano_roll(themed, qtbot, keep, melody_wav, tmp_path):
+    """With team L's probe encoder (energy gate + loudest-channel pitch: it plays notes)."""
+    pytest.importorskip("onnx")
+    from rtmirror.benchmarks.live import write_probe_model
+
+    probe = write_probe_model(tmp_path / "probe.onnx")
+    win = make_window(keep, wav=str(melody_wav), no_midi=True, model=str(probe))
+    assert "probe" in win.manifest_label.text()
+    assert win.start()
+    engine = win.engine
+    def shows_sounding_note():
+        win.refresh()
+        n = engine.snapshot.note
+        return n >= 0 and win.note_label.text() == widgets.note_name(n) and f"MIDI {n} " in win.note_detail.text()
+
+    qtbot.waitUntil(shows_sounding_note, timeout=20000)
+    qtbot.waitUntil(lambda: len(engine.snapshot.recent_notes()) >= 2, timeout=20000)
+    engine.stop()
+    win.refresh()
+    snap = engine.snapshot
+    expect = [(n, t_on, None if math.isnan(t_off) else t_off, v) for n, v, t_on, t_off in snap.recent_notes()]
+    assert win.piano_roll.notes == expect and win.piano_roll.now_s == snap.time_s
+    assert all(t_off is not None for _, _, t_off, _ in expect)    # stopping closed every note
+    assert win.note_label.text() == "—"
+
+
+def test_hold_freezes_the_control_the_engine_sends(themed, qtbot, keep, melody_wav):
+    win = make_window(keep, wav=str(melody_wav), no_midi=True)
     knob = next(k for k in win._knobs if k.control.name == "VCF1: Resonance")
     knob.set_hold(True, 0.25)
     assert win.start()
@@ -218,9 +283,9 @@ def test_hold_freezes_the_control_the_engine_sends(themed, qtbot, melody_wav):
     win.stop()
 
 
-def test_a_blocked_gui_thread_does_not_block_midi(themed, qtbot, melody_wav):
+def test_a_blocked_gui_thread_does_not_block_midi(themed, qtbot, keep, melody_wav):
     """Block the Qt event loop for 1 s inside a slot: the engine keeps making frames and MIDI."""
-    win = make_window(qtbot, wav=str(melody_wav), no_midi=True)
+    win = make_window(keep, wav=str(melody_wav), no_midi=True)
     assert win.start()
     wait_running(qtbot, win, frames=40)
     engine = win.engine
@@ -261,13 +326,13 @@ def test_record_tap_writes_balanced_file_from_arm_time(tmp_path):
 
 # -- real JACK: pickers and panic ---------------------------------------------------------------
 @pytest.mark.jack
-def test_pickers_list_jack_ports_while_a_server_runs(themed, qtbot, jack_server, require_portaudio):
+def test_pickers_list_jack_ports_while_a_server_runs(themed, qtbot, keep, jack_server, require_portaudio):
     import rtmidi
 
     spy = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="guispy")
     spy.open_virtual_port("picker-in")
     try:
-        win = make_window(qtbot, midi_api="jack")
+        win = make_window(keep, midi_api="jack")
         win.refresh_ports()
         assert any("picker-in" in p and "(jack)" in p for p in win.port_names()), win.port_names()
         win.refresh_inputs(rescan=True)
@@ -293,7 +358,7 @@ def _portaudio_without_jack():
 
 
 @pytest.mark.jack
-def test_panic_sends_all_notes_off_to_the_midi_port(themed, qtbot, jack_server, melody_wav):
+def test_panic_sends_all_notes_off_to_the_midi_port(themed, qtbot, keep, jack_server, melody_wav):
     import rtmidi
 
     spy = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="synthspy")
@@ -301,7 +366,7 @@ def test_panic_sends_all_notes_off_to_the_midi_port(themed, qtbot, jack_server, 
     got: list[tuple[int, ...]] = []
     spy.set_callback(lambda m, _: got.append(tuple(m[0])))
     try:
-        win = make_window(qtbot, wav=str(melody_wav), midi_api="jack", port="panic-in", channel=3)
+        win = make_window(keep, wav=str(melody_wav), midi_api="jack", port="panic-in", channel=3)
         kind, name = win.port_combo.currentData()
         assert kind == "port" and "panic-in" in name
         assert win.start()

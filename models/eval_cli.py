@@ -45,6 +45,72 @@ def add_arguments(p) -> None:
     p.add_argument("--cache-dir", default=None, help="held-out set cache (default datasets/heldout)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--train-baselines", default=None, metavar="CONFIG",
+                   help="train the baselines of a MirrorNet config (TOML or shipped name) into runs/: "
+                        "NAME-noinit (init off, no supervised term) and NAME-supervised (same optimizer steps); then exit")
+    p.add_argument("--with-base", action="store_true",
+                   help="with --train-baselines: train the MirrorNet config itself too (as NAME)")
+
+
+def plan_steps(cfg: dict) -> int:
+    """Optimizer steps a models/train.py config takes: per epoch max(1, n // batch) of its data."""
+    from rtmirror.models.train import phase_plan
+
+    bs = int(cfg["optim"]["batch"])
+    d = cfg["data"]
+    size = {"decoder_init": d["n_random"], "encoder_init": d["n_random"], "decoder": d["n"], "encoder": d["n"]}
+    return sum(epochs * max(1, int(size[phase]) // bs) for phase, _, epochs in phase_plan(cfg))
+
+
+def baseline_configs(base: dict, with_base: bool = False) -> dict[str, dict]:
+    """The issue's baselines of a MirrorNet config: the same nets, data and seeds;
+    NAME-noinit: no supervised start for E; NAME-supervised: E only, on the labelled random
+    renders, for as many optimizer steps as the MirrorNet run takes in all (D's and E's)."""
+    import copy
+    import math
+
+    from rtmirror.models.train import merge_config
+
+    if base["mode"] != "mirror":
+        raise ValueError("--train-baselines needs a MirrorNet (mode = 'mirror') config")
+    name = base["name"]
+    out = {}
+    if with_base:
+        out[name] = copy.deepcopy(base)
+    noinit = copy.deepcopy(base)
+    noinit["name"] = f"{name}-noinit"
+    noinit["init"]["enabled"] = False
+    noinit["mirror"]["encoder_sup_weight"] = 0.0      # no supervised term for E at all
+    out[noinit["name"]] = noinit
+    sup = copy.deepcopy(base)
+    sup["name"] = f"{name}-supervised"
+    sup["mode"] = "supervised"
+    per_epoch = max(1, int(base["data"]["n_random"]) // int(base["optim"]["batch"]))
+    sup["init"]["encoder_epochs"] = int(math.ceil(plan_steps(base) / per_epoch))
+    out[sup["name"]] = merge_config({}, sup)
+    return out
+
+
+def train_baselines(args) -> int:
+    from rtmirror.models.train import load_config, train
+
+    base = load_config(args.train_baselines)
+    cfgs = baseline_configs(base, args.with_base)
+    cfg_dir = Path(args.fig_dir) / "configs"
+    cfg_dir.mkdir(parents=True, exist_ok=True)
+    first_data = None
+    for name, cfg in cfgs.items():
+        (cfg_dir / f"{name}.json").write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+        run_dir = Path(args.runs) / name
+        if first_data is not None and not (run_dir / "data").exists():
+            import shutil    # same data spec and seeds: reuse the renders (train.py checks their key)
+            shutil.copytree(first_data, run_dir / "data")
+        first_data = first_data or run_dir / "data"
+        resume = (run_dir / "checkpoint" / "model.safetensors").is_file()
+        print(f"== {name}: {plan_steps(cfg)} optimizer steps -> {run_dir} (resume={resume})", flush=True)
+        t = train(cfg, run_dir, resume=resume, progress=not args.quiet)
+        print(f"== {name}: done, {t.step} steps, {t.train_time_s / 60:.1f} min", flush=True)
+    return 0
 
 
 def _parse_checkpoints(specs: list[str]) -> list[tuple[str, Path]]:
@@ -119,6 +185,8 @@ def run(args) -> int:
     from rtmirror.models import report as R
 
     torch.set_num_threads(max(1, args.threads))
+    if args.train_baselines:
+        return train_baselines(args)
     if args.out is not None:
         args.report = True
     args.out = args.out or "REPORT.md"

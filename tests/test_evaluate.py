@@ -251,3 +251,21 @@ def test_eval_cli_end_to_end_with_a_tiny_checkpoint(exp1_small, tmp_path):
     import soundfile as sf
     info = sf.info(str(tmp_path / "fig" / "exp1_0_input.wav"))
     assert info.subtype == "PCM_16" and info.samplerate == 8000 and info.frames <= 16000
+
+
+def test_baseline_configs_match_the_mirror_run():
+    """The report's baselines: same nets/data/seeds; no-init has no supervised term; the
+    supervised-only run gets at least as many optimizer steps as the MirrorNet run."""
+    from rtmirror.models.eval_cli import baseline_configs, plan_steps
+    from rtmirror.models.train import load_config
+
+    base = load_config(str(Path(__file__).parents[1] / "docs" / "report" / "configs" / "exp1-small.toml"))
+    cfgs = baseline_configs(base, with_base=True)
+    assert list(cfgs) == ["exp1-small", "exp1-small-noinit", "exp1-small-supervised"]
+    noinit, sup = cfgs["exp1-small-noinit"], cfgs["exp1-small-supervised"]
+    assert noinit["mode"] == "mirror" and not noinit["init"]["enabled"] and noinit["mirror"]["encoder_sup_weight"] == 0
+    assert sup["mode"] == "supervised"
+    for c in (noinit, sup):
+        assert c["encoder"] == base["encoder"] and c["data"] == base["data"] and c["seed"] == base["seed"]
+    per_epoch = base["data"]["n_random"] // base["optim"]["batch"]
+    assert plan_steps(base) <= plan_steps(sup) < plan_steps(base) + per_epoch

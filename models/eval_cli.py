@@ -113,13 +113,20 @@ def train_baselines(args) -> int:
     return 0
 
 
-def _parse_checkpoints(specs: list[str]) -> list[tuple[str, Path]]:
+def _parse_checkpoints(specs: list[str], fig_dir: Path, runs: Path) -> list[tuple[str, Path]]:
+    """--checkpoint values, or by default every models/checkpoints/NAME/ plus the report's own
+    runs: runs/NAME/checkpoint for each docs/report/configs/NAME.json (--train-baselines)."""
     out = []
     if not specs:
         if DEFAULT_CHECKPOINTS.is_dir():
             for d in sorted(DEFAULT_CHECKPOINTS.iterdir()):
                 if (d / "model.safetensors").is_file():
                     out.append((d.name, d))
+        names = {n for n, _ in out}
+        for cfg in sorted((fig_dir / "configs").glob("*.json")):
+            d = runs / cfg.stem / "checkpoint"
+            if cfg.stem not in names and (d / "model.safetensors").is_file():
+                out.append((cfg.stem, d))
         return out
     for s in specs:
         path, _, name = s.partition("=")
@@ -190,7 +197,7 @@ def run(args) -> int:
     if args.out is not None:
         args.report = True
     args.out = args.out or "REPORT.md"
-    ckpts = _parse_checkpoints(args.checkpoint)
+    ckpts = _parse_checkpoints(args.checkpoint, Path(args.fig_dir), Path(args.runs))
     if not ckpts:
         print(f"rtmirror eval: no checkpoints (none under {DEFAULT_CHECKPOINTS}/, none given)", file=sys.stderr)
         return 2
@@ -320,8 +327,37 @@ def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
         models_info[m] = {"space": mod.space.name, "synth": meta.get("synth", "?") if isinstance(meta.get("synth"), str)
                           else json.dumps(meta.get("synth")), "training": _training_text(meta),
                           "notes": f"`{mod.info.get('path')}`"}
-    notes = list(args.note) + [f"Evaluation wall time {elapsed / 60:.1f} min on a shared 2-core VM, "
-                               f"torch threads {args.threads}."]
+    notes = list(args.note)
+    for m, mod in models.items():
+        path = Path(mod.info.get("path", ""))
+        meta = mod.info.get("meta", {})
+        where = (f"trained for this report: config `{args.fig_dir}/configs/{m}.json`, run `{path}` "
+                 f"(git-ignored; rerun `rtmirror eval --train-baselines ...`)"
+                 if (Path(args.fig_dir) / "configs" / f"{m}.json").is_file() else f"checkpoint `{path}`")
+        notes.append(f"`{m}` — {_training_text(meta)}; {where}.")
+    evaluated = {s for r in results.values() for s in r}
+    for s in SET_ORDER:
+        if s not in evaluated:
+            notes.append(f"Set `{s}` was not evaluated: no model for its control set "
+                         f"({H.SETS[s].space}) was given." if not s.startswith("exp3") else
+                         f"Set `{s}` was not evaluated (no exp1/live model, or the set could not be rendered).")
+    small = sorted({(k.split(':')[0], int(k.split(':')[1])) for k in datasets if int(k.split(':')[1]) < 200})
+    if small:
+        notes.append("Reduced set sizes (CPU budget): " + ", ".join(f"{s} {n}" for s, n in small)
+                     + " melodies (the issue asks for >= 200 on exp1).")
+    if not any(roles[m] == "supervised" for m in models):
+        notes.append("No supervised-only baseline was evaluated.")
+    if not any(roles[m] == "mirror (no init)" for m in models):
+        notes.append("No MirrorNet-without-init baseline was evaluated.")
+    adapted = [m for m, mod in models.items()
+               if ((mod.info.get("meta", {}).get("train_config") or {}).get("data") or {}).get("target_synth")]
+    if adapted:
+        notes.append("Trained on another synth's audio (exp3-style MirrorNet adaptation): "
+                     + ", ".join(f"`{m}`" for m in adapted) + "; every other model meets exp3 audio zero-shot.")
+    else:
+        notes.append("exp3 sets are evaluated zero-shot: no evaluated encoder trained on amsynth or piano audio "
+                     "(no exp3 MirrorNet adaptation run was available).")
+    notes.append(f"Evaluation wall time {elapsed / 60:.1f} min on a shared 2-core VM, torch threads {args.threads}.")
     command = "rtmirror eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "rtmirror eval --report"
     R.write_report(Path(args.out), results, models_info, set_info,
                    {"loss": os.path.relpath(loss_png, Path(args.out).parent or ".") if has_loss else None,

@@ -267,8 +267,8 @@ def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
 
     fig_dir = Path(args.fig_dir)
     roles = {m: _role(mod.info.get("meta", {})) for m, mod in models.items()}
-    main = args.main or next((m for m, mod in models.items() if mod.space.name == "exp1" and roles[m].startswith("mirror")
-                              and "exp1" in results.get(m, {}) and "noinit" not in m.replace("-", "").replace("_", "")), None) \
+    main = args.main or next((m for m, mod in models.items() if mod.space.name == "exp1" and roles[m] == "mirror (init)"
+                              and "exp1" in results.get(m, {})), None) \
         or next((m for m, mod in models.items() if mod.space.name == "exp1" and "exp1" in results.get(m, {})), None)
     supervised = args.supervised or next((m for m in models if roles[m] == "supervised"
                                           and models[m].space.name == "exp1"), None)

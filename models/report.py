@@ -271,6 +271,14 @@ def write_report(out: Path, results: dict, models_info: dict, set_info: dict, fi
          "Performer (`frames_to_events`) → events → built-in voice → `wav2aud`.", ""]
     if notes:
         L += ["## What ran (read this first)", ""] + [f"- {n}" for n in notes] + [""]
+    L += ["## Reproduce", "",
+          "    rtmirror eval --train-baselines docs/report/configs/exp1-small.toml --with-base   # the report's exp1 runs",
+          "    rtmirror eval --report                                                           # evaluate all, rewrite REPORT.md",
+          "",
+          "The second command evaluates every checkpoint under `models/checkpoints/` plus the report's own runs "
+          "(`runs/NAME/checkpoint` for each `docs/report/configs/NAME.json`). Held-out sets are rendered "
+          "deterministically on first use and cached under `datasets/heldout/` (git-ignored); `-n` sets their size.",
+          ""]
     L += _targets_section(results, main_exp1, supervised)
     L += ["## Models", "", "| model | control set | synth | training | notes |", "|---|---|---|---|---|"]
     for m, info in models_info.items():

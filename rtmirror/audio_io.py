@@ -215,3 +215,87 @@ class FileInput:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5.0)
+
+
+class LiveResampler:
+    """Low-latency streaming resampler: windowed-sinc (Kaiser) polyphase FIR, any rate pair.
+
+    Why not soxr's stream here: measured with 128-sample blocks, soxr's ResampleStream holds back
+    36 ms (HQ, 16 kHz -> 8 kHz) to 95 ms (HQ, 48 kHz -> 8 kHz) of output in its internal
+    buffering, more than the whole live latency budget (2 frames + lookahead + the audio buffer).
+    This filter's latency is its half length: `zero_crossings` periods of the lower rate
+    (12 -> 1.5 ms at 8 kHz), with the passband edge at `cutoff` x the lower Nyquist rate and
+    ~80 dB stopband (Kaiser beta 8). Output sample k is the input signal at time k / out_sr
+    (minus the reported `delay_samples`): it never shifts the timeline, it only waits for
+    the future half of its window.
+
+    Every output sample is computed from the same inputs with the same arithmetic whatever the
+    block sizes, so the result is block-partition invariant (tested); `resample()` is the
+    offline twin (one block).
+    """
+
+    def __init__(self, in_sr: int, out_sr: int, zero_crossings: int = 12, cutoff: float = 0.9,
+                 beta: float = 8.0):
+        from math import gcd
+        self.in_sr, self.out_sr = int(in_sr), int(out_sr)
+        if self.in_sr <= 0 or self.out_sr <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_sr}, {out_sr}")
+        g = gcd(self.in_sr, self.out_sr)
+        self._up, self._down = self.out_sr // g, self.in_sr // g     # out k <-> input k * down / up
+        scale = min(1.0, self.out_sr / self.in_sr)                   # cutoff relative to the input rate
+        fc = cutoff * scale                                          # in cycles per 2 input samples
+        self.half = int(np.ceil(zero_crossings / scale))             # taps each side, input samples
+        # Polyphase table: phase p (fractional offset p / up of an input sample) -> 2*half taps.
+        n = np.arange(-self.half + 1, self.half + 1)                 # tap offsets from floor(pos)
+        frac = np.arange(self._up)[:, None] / self._up               # (up, 1)
+        t = n[None, :] - frac                                        # input samples from the exact position
+        window = np.kaiser(2 * self.half + 1, beta)
+        w = np.interp(t, np.arange(-self.half, self.half + 1), window)
+        self._taps = (fc * np.sinc(fc * t) * w).astype(np.float64)   # (up, 2*half)
+        self._offsets = n
+        self.reset()
+
+    @property
+    def delay_samples(self) -> float:
+        """Latency in output samples: the future half of the window."""
+        return self.half * self.out_sr / self.in_sr
+
+    def reset(self) -> None:
+        self._hist = np.zeros(2 * self.half, np.float64)   # zeros before the stream started
+        self._hist_start = -2 * self.half                  # absolute input index of _hist[0]
+        self._n_in = 0                                     # input samples received
+        self._k = 0                                        # next output sample
+
+    def process(self, block) -> np.ndarray:
+        x = np.asarray(block, dtype=np.float64).reshape(-1)
+        self._hist = np.concatenate([self._hist, x])
+        self._n_in += len(x)
+        # Output k needs inputs up to floor(k * down / up) + half.
+        k_end = ((self._n_in - self.half) * self._up + self._up - 1) // self._down  # first k not ready
+        k_end = max(k_end, self._k)
+        ks = np.arange(self._k, k_end)
+        num = ks * self._down
+        base, phase = num // self._up, num % self._up                    # floor(pos), fraction * up
+        idx = base[:, None] + self._offsets[None, :] - self._hist_start  # (n_out, 2*half)
+        y = (self._taps[phase] * self._hist[idx]).sum(axis=1) if len(ks) else np.zeros(0)
+        self._k = k_end
+        # Keep what the next outputs can still need.
+        keep_from = (self._k * self._down) // self._up - self.half + 1 - self._hist_start
+        keep_from = max(0, min(keep_from, len(self._hist)))
+        self._hist = self._hist[keep_from:]
+        self._hist_start += keep_from
+        return y.astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: the outputs that waited for future input, computed with zeros after it.
+        Total output = ceil(n_in * out_sr / in_sr) samples. Call reset() before reusing."""
+        total = -(-self._n_in * self._up // self._down)
+        before = self._k
+        y = self.process(np.zeros(self.half + 1, np.float32))
+        return y[: max(0, total - before)]
+
+
+def resample(x: np.ndarray, in_sr: int, out_sr: int) -> np.ndarray:
+    """Offline twin of LiveResampler: the whole signal as one block, plus the flushed tail."""
+    r = LiveResampler(in_sr, out_sr)
+    return np.concatenate([r.process(x), r.flush()])

@@ -15,10 +15,11 @@ any exception) runs the same `finally`: the Performer's flush, note-offs for eve
 note, All Notes Off (CC 123), then the outputs close and `error` / `message` say what happened.
 
 Timing: event times are stream time of the resampled audio, frame i at i / frame_rate (frame i
-is the frame that ends at resampled sample (i + 1) * hop). The encoder's first `lookahead`
-outputs belong to frames before the stream started and are dropped, so control row i is frame
-i; `finish()` feeds `lookahead` zero frames to get the last frames out. `Pipeline.delay_s` is the
-resampler's delay: subtract it to place events on the input file's timeline.
+is the frame that ends at resampled sample (i + 1) * hop), which is also the input's timeline:
+the streaming resampler holds samples back (latency, `Pipeline.delay_s`) but does not shift them.
+The encoder's first `lookahead` outputs belong to frames before the stream started and are
+dropped, so control row i is frame i; `finish()` flushes the resampler and feeds `lookahead`
+zero frames to get the last frames out.
 """
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ class Pipeline:
     frontend: the frontend configuration to run; must match the model's (ModelError otherwise).
     """
 
-    def __init__(self, runtime, input_sr: int, performer_cfg=None, frontend: FrontendConfig | None = None):
+    def __init__(self, runtime, input_sr: int, performer_cfg=None, frontend: FrontendConfig | None = None,
+                 resampler: str = "live"):
+        from rtmirror.audio_io import LiveResampler
         from rtmirror.frontend import CochlearStream, StreamResampler
         from rtmirror.performer import Performer
 
@@ -66,10 +69,15 @@ class Pipeline:
         self.input_sr = int(input_sr)
         self.frame_rate = self.frontend.frame_rate
         sr = self.frontend.sample_rate
-        self.resampler = StreamResampler(self.input_sr, sr) if self.input_sr != sr else None
-        self.delay_s = 0.0   # the resampler's steady-state delay (events are this late vs the input)
+        # "live": rtmirror.audio_io.LiveResampler (1.5 ms latency); "soxr": the frontend's
+        # StreamResampler (soxr HQ; 36-95 ms held back in 128-sample blocks, see LiveResampler).
+        if resampler not in ("live", "soxr"):
+            raise ValueError(f"resampler must be 'live' or 'soxr', got {resampler!r}")
+        make = LiveResampler if resampler == "live" else StreamResampler
+        self.resampler = make(self.input_sr, sr) if self.input_sr != sr else None
+        self.delay_s = 0.0   # the resampler's steady-state latency (output held back), seconds
         if self.resampler is not None:
-            probe = StreamResampler(self.input_sr, sr)
+            probe = make(self.input_sr, sr)
             probe.process(np.zeros(self.input_sr // 2, np.float32))
             self.delay_s = float(probe.delay_samples) / sr
         self.cochlea = CochlearStream(self.frontend)

@@ -1,0 +1,82 @@
+"""`rtmirror bench frontend`: CochlearStream (128-sample blocks) vs naplib's offline
+auditory_spectrogram on the same signal, both at 16 kHz (shift 0), plus the 8 kHz (shift -1)
+real-time factor. Real-time factor = audio seconds / CPU-wall seconds of one core."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=float, default=60.0, help="signal length (default 60 s)")
+    p.add_argument("--block", type=int, default=128, help="streaming block size in samples")
+    p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept")
+    p.add_argument("--no-naplib", action="store_true", help="skip the naplib anchor")
+
+
+def test_audio(sr: int, seconds: float) -> np.ndarray:
+    """Noise plus a swept tone: every channel is busy (float32, ~0.1 rms)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(sr * seconds)) / sr
+    sweep = np.sin(2 * np.pi * (200 * t + 0.5 * (0.4 * sr - 200) / 10 * (t % 10) ** 2))
+    return (0.1 * sweep + 0.03 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def best_time(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def stream_rt(cfg, seconds: float, block: int, repeat: int) -> float:
+    from rtmirror.frontend import CochlearStream
+
+    x = test_audio(cfg.sample_rate, seconds)
+    stream = CochlearStream(cfg)
+    stream.process(x[: 4 * block])  # compile / load the cached kernel outside the timing
+
+    def run():
+        stream.reset()
+        for start in range(0, len(x), block):
+            stream.process(x[start:start + block])
+
+    return seconds / best_time(run, repeat)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu}, {os.cpu_count()} cores, load average {load:.1f}"
+
+
+def run(args) -> int:
+    from rtmirror.frontend import FrontendConfig
+
+    print(f"machine: {machine()}")
+    print(f"signal: {args.seconds:g} s, streaming blocks of {args.block} samples, best of {args.repeat}")
+    cfg16 = FrontendConfig(frame_ms=8, tc_ms=8, factor=-2, shift=0, normalization="none")
+    rt16 = stream_rt(cfg16, args.seconds, args.block, args.repeat)
+    print(f"CochlearStream 16 kHz (shift 0, [8, 8, -2, 0]): {rt16:8.1f}x real time")
+    if not args.no_naplib:
+        from naplib.features import auditory_spectrogram
+
+        x = test_audio(16000, args.seconds).astype(np.float64)
+        rt_nap = args.seconds / best_time(lambda: auditory_spectrogram(x, 16000, 8, 8, "linear"), args.repeat)
+        print(f"naplib auditory_spectrogram 16 kHz (offline): {rt_nap:8.1f}x real time")
+        print(f"ratio CochlearStream / naplib: {rt16 / rt_nap:.2f}x (target >= 10x)")
+    cfg8 = FrontendConfig(frame_ms=8, tc_ms=8, factor=-2, shift=-1, normalization="agc")
+    rt8 = stream_rt(cfg8, args.seconds, args.block, args.repeat)
+    print(f"CochlearStream 8 kHz (shift -1, the default config, agc): {rt8:8.1f}x real time")
+    return 0

@@ -409,4 +409,4 @@ class Engine:
             if self.error:
                 self._say(f"{self.error} (all notes off sent)")
             else:
-                self._say("stopped (all notes off sent)")
+                self.snapshot.message = "stopped (all notes off sent)"

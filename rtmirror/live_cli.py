@@ -130,10 +130,21 @@ def options_from_args(args) -> LiveOptions:
 
 def run(args) -> int:
     if not args.no_gui and gui_available():
-        code = run_gui(sys.argv[2:] if len(sys.argv) > 2 else [])
+        code = run_gui(gui_argv(args))
         if code is not None:
             return code
     return run_console(options_from_args(args), args.duration)
+
+
+def gui_argv(args) -> list[str]:
+    """`rtmirror live` options -> `rtmirror gui` arguments (the window has its own pickers for
+    the rest: virtual port name, recording)."""
+    argv = [args.wav] if getattr(args, "wav", None) else []
+    for flag, value in (("--input", args.input), ("--port", args.port), ("--midi-api", args.midi_api),
+                        ("--model", args.model), ("--cc-map", args.cc_map)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + ["--channel", str(args.channel)]
 
 
 def run_console(opts: LiveOptions, duration: float | None = None, status: bool = True) -> int:

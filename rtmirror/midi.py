@@ -486,6 +486,7 @@ def _atomic_write(path: Path, write, text: bool = False) -> None:
     try:
         with os.fdopen(fd, "w" if text else "wb", **({"newline": ""} if text else {})) as f:
             write(f)
+        os.chmod(tmp, 0o644)          # mkstemp makes 0600; output files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

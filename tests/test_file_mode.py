@@ -116,3 +116,33 @@ def test_file_cli_bad_input(tmp_path, capsys):
     assert main(["file", str(bad), "-o", str(tmp_path / "o.mid")]) == 2
     assert "cannot read audio file" in capsys.readouterr().err
     assert not (tmp_path / "o.mid").exists()
+
+
+def _env_without_devices():
+    import os
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(JACK_DEFAULT_SERVER="rtmirror-no-such-server", JACK_NO_START_SERVER="1",
+               RTMIRROR_MIDI_API="", QT_QPA_PLATFORM="offscreen")
+    return env
+
+
+def test_demo_without_input_device_plays_the_melody_and_finishes(tmp_path):
+    """`rtmirror demo` (what `make run` calls) on a machine with no input device and no MIDI
+    API: says so, plays the built-in melody through the engine, prints what it sends, writes
+    demo.mid, and exits by itself."""
+    import subprocess
+    import sys
+    env = _env_without_devices()
+    devices = subprocess.run([sys.executable, "-m", "rtmirror", "devices"], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    extra = [] if "no audio input devices" in devices.stdout else ["--melody"]   # a box with a sound card
+    p = subprocess.run([sys.executable, "-m", "rtmirror", "demo", "--fast", "--seconds", "3"] + extra,
+                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    if not extra:
+        assert "no audio input device found" in p.stderr
+    assert "no MIDI API usable" in p.stderr or "virtual port" in p.stderr
+    assert "All Notes Off" in p.stdout                 # the printed messages end with the panic
+    mid = mido.MidiFile(tmp_path / "demo.mid")
+    msgs = [m for m in mid if not m.is_meta]
+    assert msgs and msgs[-1].type == "control_change" and msgs[-1].control == 123

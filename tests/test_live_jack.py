@@ -264,3 +264,16 @@ def test_signal_stops_live_with_all_notes_off(jack_env, probe, tmp_path, sig):
     first_on = next(i for i, m in enumerate(msgs) if m[0] & 0xF0 == 0x90 and m[2] > 0)
     assert balanced(msgs[first_on:]) and msgs[-1] == (0xB0, 123, 0)
     assert "all notes off" in err and "Traceback" not in err
+
+
+def test_demo_melody_sends_to_the_virtual_port(jack_env, tmp_path):
+    """With a JACK server and no MIDI API named, the demo opens the virtual port 'rtmirror'."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["RTMIRROR_MIDI_API"] = ""
+    p = subprocess.run([sys.executable, "-m", "rtmirror", "demo", "--melody", "--fast", "--no-gui",
+                        "--seconds", "2", "--out", str(tmp_path / "d.mid")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    if not os.path.exists("/dev/snd/seq"):
+        assert "virtual port 'rtmirror' (jack)" in p.stderr
+    assert (tmp_path / "d.mid").stat().st_size > 0 and "All Notes Off" in p.stdout

@@ -59,6 +59,18 @@ def apply_dark_theme(app) -> None:
     pg.setConfigOptions(background=widgets.BG, foreground=widgets.FG, antialias=True, imageAxisOrder="col-major")
 
 
+def display_available() -> bool:
+    """Whether Qt can open a window here (Qt aborts the process, not raises, when it cannot)."""
+    import os
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal", "vnc", "eglfs", "linuxfb")):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
 def make_app(argv: list[str] | None = None):
     """The QApplication (created once, themed)."""
     from PyQt6 import QtWidgets
@@ -87,6 +99,10 @@ def run_gui(wav: str | None = None, *, input_device: str | None = None, port: st
 
     if wav is not None and not Path(wav).is_file():
         print(f"rtmirror gui: no such file: {wav}", file=sys.stderr)
+        return 2
+    if not display_available():
+        print("rtmirror gui: no display (DISPLAY / WAYLAND_DISPLAY unset); use `rtmirror live` in a "
+              "console, or QT_QPA_PLATFORM=offscreen for a headless window", file=sys.stderr)
         return 2
     cfg = GuiConfig(wav=wav, input_device=input_device, port=port, no_midi=no_midi, midi_api=midi_api,
                     channel=channel, model=model, cc_map=cc_map, loop=loop, autostart=autostart,

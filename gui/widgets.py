@@ -409,7 +409,8 @@ class PianoRoll(QtWidgets.QWidget):
                 p.fillRect(QtCore.QRectF(label_w, y, w - label_w, row_h), QtGui.QColor(25, 27, 32))
             if note % 12 == 0:
                 p.setPen(DIM)
-                p.drawText(QtCore.QRectF(0, y - 6, label_w - 4, row_h + 12),
+                ty = min(max(y - 6, 0.0), h - row_h - 12)   # keep the label inside the strip
+                p.drawText(QtCore.QRectF(0, ty, label_w - 4, row_h + 12),
                            int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter),
                            note_name(note))
         px_per_s = (w - label_w) / self.span_s

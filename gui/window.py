@@ -133,8 +133,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self._frames_drawn = 0
         self.last_engine = None     # the engine of the last run (stats, messages, for tests)
         self._demo_path: str | None = None
+        self._extra_wavs: list[str] = []     # files opened with "WAV…"
         self._demo_dir = None
         self._last_message = ""
+        try:
+            self.cc_map = CCMap.load(self.cfg.cc_map)
+        except Exception as exc:   # shown once the status bar exists
+            self.cc_map, self._cc_map_error = CCMap.load(None), f"CC map not loaded ({exc}); using the default"
+        else:
+            self._cc_map_error = ""
         self.setWindowTitle("rtmirror")
         self.resize(1280, 820)
 
@@ -171,6 +178,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_inputs()
         self.refresh_ports()
         self.load_model(self.cfg.model)
+        if self._cc_map_error:
+            self.statusBar().showMessage(self._cc_map_error)
         if self.cfg.autostart and self.runtime is not None:
             QtCore.QTimer.singleShot(0, self.start)
 
@@ -323,8 +332,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.knob_row.removeWidget(k)
             k.deleteLater()
         try:
-            assignments = CCMap.load(self.cfg.cc_map).for_space(space)
-        except Exception as exc:
+            assignments = self.cc_map.for_space(space)
+        except Exception as exc:   # e.g. two controls on one CC
             self.statusBar().showMessage(f"CC map: {exc}")
             assignments = [None] * len(space)
         self._knobs = []
@@ -355,7 +364,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.input_combo.clear()
         if self.cfg.wav:
             self.input_combo.addItem(f"file: {Path(self.cfg.wav).name}", ("file", str(self.cfg.wav)))
-        for wav in getattr(self, "_extra_wavs", []):
+        for wav in self._extra_wavs:
             if wav != self.cfg.wav:
                 self.input_combo.addItem(f"file: {Path(wav).name}", ("file", wav))
         devices = audio_io.list_input_devices()
@@ -373,6 +382,9 @@ class MainWindow(QtWidgets.QMainWindow):
                              or str(self.cfg.input_device).lower() in self.input_combo.itemText(i).lower()):
                     self.input_combo.setCurrentIndex(i)
                     break
+            else:
+                self.statusBar().showMessage(f"audio input {self.cfg.input_device!r} not found; "
+                                             f"using {self.input_combo.currentText()}")
 
     def refresh_ports(self) -> None:
         """Fill the MIDI picker: a virtual port others connect to, the ports we can send to, none."""
@@ -424,7 +436,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _pick_wav(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Play a WAV file", "", "Audio (*.wav *.flac *.ogg)")
         if path:
-            self._extra_wavs = [*getattr(self, "_extra_wavs", []), path]
+            self._extra_wavs.append(path)
             self.refresh_inputs()
             self._select(self.input_combo, ("file", path))
 

@@ -402,3 +402,14 @@ def test_cli_arguments():
     assert cli.run(p.parse_args(["--channel", "17"])) == 2
     with pytest.raises(ValueError):
         GuiConfig(channel=0)
+
+
+def test_run_gui_without_a_display_says_so_instead_of_aborting(monkeypatch, capsys, melody_wav):
+    from rtmirror.gui.app import run_gui
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert run_gui(str(melody_wav)) == 2
+    assert "no display" in capsys.readouterr().err
+    assert run_gui("/nonexistent.wav") == 2

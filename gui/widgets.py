@@ -100,6 +100,8 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.image_item.setRect(QtCore.QRectF(-self.history_s, 0.0, self.history_s, float(self.n_channels)))
         self.plot.setXRange(-self.history_s, 0.0, padding=0)
         self.plot.setYRange(0.0, float(self.n_channels), padding=0)
+        self.plot.setTitle(f"auditory spectrogram ({self.n_channels} cochlear channels, "
+                           f"{self.frame_rate:g} frames/s)", color=DIM.name(), size="9pt")
         self.plot.setLabel("bottom", "time (s)")
         self.plot.setLabel("left", "frequency (Hz)")
         self.plot.getAxis("left").setTicks(self._frequency_ticks())
@@ -413,6 +415,10 @@ class PianoRoll(QtWidgets.QWidget):
                 p.drawText(QtCore.QRectF(0, ty, label_w - 4, row_h + 12),
                            int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter),
                            note_name(note))
+        if not notes:
+            p.setPen(DIM)
+            p.drawText(QtCore.QRectF(label_w, 0, w - label_w, h), int(QtCore.Qt.AlignmentFlag.AlignCenter),
+                       f"no notes sent in the last {self.span_s:g} s")
         px_per_s = (w - label_w) / self.span_s
         t0 = self.now_s - self.span_s
         for note, start, end, vel in notes:

@@ -33,6 +33,25 @@ def rescan() -> None:
     sd._initialize()
 
 
+def forget_jack() -> None:
+    """Re-initialize PortAudio without JACK (call before stopping a JACK server this process
+    used): PortAudio's JACK host API aborts the process at exit (pa_jack.c Terminate assertion)
+    when the server is already gone."""
+    import os
+    sd = _sd()
+    while sd._initialized > 0:
+        sd._terminate()
+    saved = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = "rtmirror-no-server"
+    try:
+        sd._initialize()
+    finally:
+        if saved is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = saved
+
+
 def list_input_devices() -> list[dict]:
     """[{index, name, hostapi, channels, default_samplerate, default}] for devices with inputs."""
     try:

@@ -211,6 +211,10 @@ class Engine:
         """Open the input (errors raise here, before any thread) and start the worker."""
         if self._thread is not None:
             raise RuntimeError("engine already started")
+        # Warm up first: the first calls load Numba's cached kernels and onnxruntime's, which
+        # would otherwise stall the worker ~1 s with the input already running.
+        self.pipeline.process(np.zeros(self.source.sample_rate // 10, np.float32))
+        self.pipeline.reset()
         self.source.start()
         self.snapshot.running = True
         self._thread = threading.Thread(target=self._run, name="rtmirror-engine", daemon=True)

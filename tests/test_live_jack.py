@@ -29,18 +29,7 @@ def jack_env(jack_server, require_portaudio):
     devs = [d for d in audio_io.list_input_devices() if "JACK" in d["hostapi"]]
     assert devs, "PortAudio does not list the JACK host API"
     yield devs[0]["index"]
-    # PortAudio's JACK host API aborts the process at exit (pa_jack.c Terminate assertion) if the
-    # server is gone by then: re-initialize it without JACK while the server still runs.
-    import sounddevice as sd
-    while sd._initialized > 0:
-        sd._terminate()
-    saved = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = "rtmirror-no-server"
-    try:
-        sd._initialize()
-    finally:
-        if saved is not None:
-            os.environ["JACK_DEFAULT_SERVER"] = saved
+    audio_io.forget_jack()   # else PortAudio aborts at exit once the session's server is gone
 
 
 @pytest.fixture(scope="module")

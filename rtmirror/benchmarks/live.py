@@ -209,6 +209,8 @@ def bench_latency_jack(probe_model, clicks: int = 20, rate: int = 16000, period:
         subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, stdout=subprocess.DEVNULL)
         return measure_latency_jack(probe_model, clicks, rate)
     finally:
+        from rtmirror.audio_io import forget_jack
+        forget_jack()
         proc.terminate()
         proc.wait(10)
         os.environ.pop("JACK_DEFAULT_SERVER", None)

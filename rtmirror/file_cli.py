@@ -24,6 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--model", help="encoder .onnx (default: the shipped model)")
     p.add_argument("--cc-map", help="CC map TOML (default: rtmirror/data/cc_map_default.toml)")
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1..16 (default 1)")
+    p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato")
+    p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off")
     p.add_argument("--block", type=int, default=4096, help="samples per processing block (results do not depend on it)")
 
 
@@ -68,7 +70,8 @@ def run(args) -> int:
         runtime = EncoderRuntime(args.model)
         cc_map = CCMap.load(args.cc_map)
         audio, sr = read_audio(args.input)
-        pipeline = Pipeline(runtime, sr)
+        from rtmirror.live_cli import performer_config
+        pipeline = Pipeline(runtime, sr, performer_config(args.pitch_bend, args.legato, cc_map))
         encoder = MidiEncoder(pipeline.space, cc_map, args.channel - 1)
     except (ModelError, ValueError, FileNotFoundError, KeyError) as exc:
         print(f"rtmirror file: {exc}", file=sys.stderr)

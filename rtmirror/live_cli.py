@@ -38,6 +38,8 @@ class LiveOptions:
     stop_on_port_loss: bool = False
     max_backlog_s: float | None = 0.064
     record_all: bool = False          # engine keeps events, messages and input audio (tests)
+    pitch_bend: bool = False          # send pitch bend for glides/vibrato (range: the CC map's bend_range)
+    legato: bool = False              # retrigger as note-on before the old note-off (mono legato)
 
 
 def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
@@ -79,11 +81,19 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     source = make_source(opts)
     cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
                        stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
-    engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say)
+    engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
+                    performer_cfg=performer_config(opts.pitch_bend, opts.legato, cc_map))
     engine.description = (f"{getattr(source, 'device_name', opts.wav)} @ {source.sample_rate} Hz -> "
                           f"{port_desc}, channel {opts.channel}, model {runtime.path.name} "
                           f"({len(runtime.space)} controls, lookahead {runtime.lookahead})")
     return engine
+
+
+def performer_config(pitch_bend: bool, legato: bool, cc_map):
+    """The Performer's note rules from the CLI flags; the bend range is the CC map's, so the
+    Performer and the MIDI encoder agree with the synth's setting."""
+    from rtmirror.performer import PerformerConfig
+    return PerformerConfig(pitch_bend=pitch_bend, legato=legato, bend_range=cc_map.bend_range)
 
 
 def make_source(opts: LiveOptions):
@@ -109,6 +119,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controls", metavar="OUT.csv", help="also write frame-level controls to a CSV")
     p.add_argument("--midi-api", choices=("alsa", "jack", "coremidi", "winmm"),
                    help="MIDI API (default: $RTMIRROR_MIDI_API, else ALSA if /dev/snd/seq exists, else JACK)")
+    p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
+    p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
     p.add_argument("--stop-on-port-loss", action="store_true", help="stop when the MIDI port disappears (default: report, keep running)")
     p.add_argument("--print-midi", action="store_true", help="print every MIDI message sent")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -125,7 +137,8 @@ def options_from_args(args) -> LiveOptions:
         cc_map=getattr(args, "cc_map", None), record=getattr(args, "record", None),
         controls_csv=getattr(args, "controls", None), midi_api=getattr(args, "midi_api", None),
         print_midi=getattr(args, "print_midi", False),
-        stop_on_port_loss=getattr(args, "stop_on_port_loss", False))
+        stop_on_port_loss=getattr(args, "stop_on_port_loss", False),
+        pitch_bend=getattr(args, "pitch_bend", False), legato=getattr(args, "legato", False))
 
 
 def run(args) -> int:

@@ -146,3 +146,16 @@ def test_demo_without_input_device_plays_the_melody_and_finishes(tmp_path):
     mid = mido.MidiFile(tmp_path / "demo.mid")
     msgs = [m for m in mid if not m.is_meta]
     assert msgs and msgs[-1].type == "control_change" and msgs[-1].control == 123
+
+
+def test_file_cli_pitch_bend_option(tmp_path, probe, melody):
+    """--pitch-bend: the probe's half-semitone pitch steps go out as bends within the CC map's
+    range (2 semitones), and every bend is back at centre when the stream ends."""
+    audio, _ = melody
+    wav = tmp_path / "in.wav"
+    sf.write(wav, audio, SR)
+    out = tmp_path / "b.mid"
+    assert main(["file", str(wav), "-o", str(out), "--model", str(probe), "--pitch-bend"]) == 0
+    bends = [m.pitch for m in mido.MidiFile(out) if m.type == "pitchwheel"]
+    assert bends and any(b != 0 for b in bends)
+    assert all(-8192 <= b <= 8191 for b in bends) and bends[-1] == 0

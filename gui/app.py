@@ -56,7 +56,7 @@ def apply_dark_theme(app) -> None:
     pal.setColor(role.PlaceholderText, widgets.DIM)
     app.setPalette(pal)
     app.setStyleSheet(STYLE_SHEET)
-    pg.setConfigOptions(background=widgets.BG, foreground=widgets.FG, antialias=True, imageAxisOrder="col-major")
+    pg.setConfigOptions(background=widgets.BG, foreground=widgets.FG, antialias=False, imageAxisOrder="col-major")
 
 
 def display_available() -> bool:

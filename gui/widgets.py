@@ -177,6 +177,7 @@ class KnobDial(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.value = 0.0
+        self._drawn = 0.0     # the value the last paint showed
         self.held = False
         self._drag_from: tuple[float, float] | None = None
         self.setMinimumSize(64, 64)
@@ -188,12 +189,15 @@ class KnobDial(QtWidgets.QWidget):
     def set_value(self, v: float) -> None:
         v = min(1.0, max(0.0, float(v))) if math.isfinite(v) else 0.0
         if v != self.value:
+            # Repaint only for a change one can see (~0.5° of the sweep): painting is GUI time.
             self.value = v
-            self.update()
+            if abs(v - self._drawn) * self.SWEEP >= 0.5:
+                self.update()
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        self._drawn = self.value
         side = min(self.width(), self.height()) - 8
         rect = QtCore.QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
         start = 225.0  # degrees, Qt counts counter-clockwise from 3 o'clock
@@ -332,7 +336,7 @@ class LevelMeter(QtWidgets.QWidget):
         peak = level_db if peak_db is None or not math.isfinite(peak_db) else min(0.0, peak_db)
         self.level_db = level_db
         self._peak_age += 1
-        if peak >= self.peak_db or self._peak_age > 40:   # ~1 s at the window's 40 fps
+        if peak >= self.peak_db or self._peak_age > 30:   # ~1 s at the window's 30 fps
             self.peak_db = max(self.FLOOR_DB, peak)
             self._peak_age = 0
         self.update()

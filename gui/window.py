@@ -1,7 +1,7 @@
 """MainWindow: the live engine's spectrogram, knobs, notes and stats, with its input/MIDI controls.
 
 Threads: the engine (rtmirror.engine.Engine) runs audio -> MIDI on its own worker thread. This
-window never calls into that path: a QTimer (~40 fps) reads the engine's Snapshot (copies of
+window never calls into that path: a QTimer (~30 fps) reads the engine's Snapshot (copies of
 preallocated arrays, plain scalars) and writes only the snapshot's request slots (holds, panic).
 A blocked GUI thread therefore misses display frames, never audio frames or MIDI messages.
 """
@@ -36,7 +36,7 @@ class GuiConfig:
     loop: bool = False                # replay the WAV when it ends
     autostart: bool = True            # start the engine as soon as the window opens
     record_dir: str = "."             # where record-to-MIDI writes its .mid files
-    fps: float = 40.0                 # display refresh rate (the engine does not depend on it)
+    fps: float = 30.0                 # display refresh rate (the engine does not depend on it)
     history_s: float = 5.0            # seconds of spectrogram and piano roll on screen
 
     def __post_init__(self) -> None:
@@ -634,7 +634,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _draw(self, engine) -> None:
         snap = engine.snapshot
         self._spec_count, cols = snap.columns_since(self._spec_count)
-        if self.spectrogram is not None:
+        if self.spectrogram is not None and len(cols):   # no new columns: nothing to redraw
             self.spectrogram.push(cols)
             self.spectrogram.redraw()
         controls = snap.controls.copy()                       # (K,) normalized, holds applied

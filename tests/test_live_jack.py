@@ -266,3 +266,26 @@ def test_demo_melody_sends_to_the_virtual_port(jack_env, tmp_path):
     if not os.path.exists("/dev/snd/seq"):
         assert "virtual port 'rtmirror' (jack)" in p.stderr
     assert (tmp_path / "d.mid").stat().st_size > 0 and "All Notes Off" in p.stdout
+
+
+def test_ports_lists_and_learn_sweeps_one_cc(jack_env):
+    """`rtmirror ports` lists JACK MIDI ports; `--learn` sweeps one control's CC for MIDI learn."""
+    import rtmidi
+    synth = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="learner")
+    synth.open_virtual_port("learn-in")
+    got = []
+    synth.set_callback(lambda msg, _: got.append(tuple(msg[0])))
+    try:
+        p = subprocess.run([sys.executable, "-m", "rtmirror", "ports", "--midi-api", "jack"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "learner:learn-in" in p.stdout
+        p = subprocess.run([sys.executable, "-m", "rtmirror", "ports", "--midi-api", "jack", "--learn",
+                            "VCF1: Resonance", "--port", "learn-in", "--seconds", "1.5"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        time.sleep(0.1)
+    finally:
+        synth.close_port()
+    assert len(got) > 20 and {m[:2] for m in got} == {(0xB0, 71)}
+    values = [m[2] for m in got]
+    assert min(values) <= 5 and max(values) >= 60          # a ramp the synth can learn from

@@ -141,6 +141,26 @@ def demo_audio(space, seconds: float, sr: int = 16000, seed: int = 1):
     return make_synth("builtin", space, sample_rate=sr).render(mel.events, mel.duration_s), mel
 
 
+def cochlear_group_delay_ms(frontend) -> dict:
+    """Impulse -> the frame where each channel peaks: the cochlear filters' + leaky integrator's
+    delay (frequency dependent), measured, in ms past the end of the impulse's frame."""
+    import dataclasses
+
+    from rtmirror.frontend import CochlearStream
+    cfg = dataclasses.replace(frontend, normalization="none")
+    x = np.zeros(cfg.sample_rate, np.float32)
+    pos = cfg.sample_rate // 2 - 1                        # the last sample of a frame
+    x[pos] = 1.0
+    spec = CochlearStream(cfg).process(x, copy=True)     # (T, 128)
+    frame_of_impulse = (pos + 1) // cfg.hop - 1
+    peak = spec[frame_of_impulse:].argmax(axis=0)        # frames after the impulse's own frame
+    ms = peak * 1e3 / cfg.frame_rate
+    cf = 440.0 * 2.0 ** ((np.arange(128) - 31) / 24 + cfg.shift)
+    near = lambda f: float(ms[int(np.argmin(np.abs(cf - f)))])   # noqa: E731
+    return {"median": float(np.median(ms)), "at_220Hz": near(220.0), "at_1kHz": near(1000.0),
+            "max": float(ms.max())}
+
+
 # -- 1. compute ---------------------------------------------------------------------------------
 def bench_compute(model, seconds: float, block: int = 128, sr: int = 16000) -> dict:
     from rtmirror.engine import Pipeline
@@ -270,6 +290,8 @@ def measure_latency_jack(probe_model, clicks: int, rate: int, collect_messages: 
         if after and after[0] - onset_frame < 0.3 * rate:
             lat.append((after[0] - onset_frame) / rate * 1e3)
     br = {k: v * 1e3 for k, v in engine.latency_breakdown().items()}
+    br["cochlear_group_delay_220Hz"] = cochlear_group_delay_ms(engine.pipeline.frontend)["at_220Hz"]
+    br["midi_out_period"] = 128 / rate * 1e3        # rtmidi's JACK port sends at the next period
     out = {"onsets": len(onsets), "detected": len(lat),
            "latency_ms_median": float(np.median(lat)) if lat else None,
            "latency_ms_p90": float(np.percentile(lat, 90)) if lat else None,
@@ -412,6 +434,11 @@ def bench_soak(model, seconds: float, out_dir: Path) -> dict:
 
 
 # -- CLI ----------------------------------------------------------------------------------------------
+def model_frontend(model):
+    from rtmirror.runtime import EncoderRuntime
+    return EncoderRuntime(model).frontend
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="encoder .onnx for the compute and soak parts (default: shipped)")
     p.add_argument("--seconds", type=float, default=20.0, help="audio for the compute part")
@@ -432,6 +459,10 @@ def run(args) -> int:
           f"(target p99 <= 1 ms), max {c['frame_ms_max']:.2f} ms")
     print(f"  CPU share of one core: {100 * c['cpu_share_of_core']:.1f} % (target <= 10 %); "
           f"{c['realtime_factor']:.1f}x real time")
+    gd = cochlear_group_delay_ms(model_frontend(args.model))
+    results["cochlear_group_delay_ms"] = gd
+    print(f"  cochlear group delay (impulse -> channel peak): median {gd['median']:.1f} ms, "
+          f"220 Hz {gd['at_220Hz']:.1f} ms, 1 kHz {gd['at_1kHz']:.1f} ms")
     print(f"  anchor, resampler + frontend alone: {c['frontend_ms_per_frame_mean']:.3f} ms/frame, "
           f"{100 * c['frontend_share_of_core']:.1f} % of a core; whole pipeline / frontend = "
           f"{c['cpu_share_of_core'] / max(c['frontend_share_of_core'], 1e-9):.2f}x")

@@ -127,9 +127,10 @@ class MicInput:
         self.ring = Ring(int(ring_seconds * self.sample_rate))
         self.overflows = 0
         self.callbacks = 0
+        self.block_frames = 0              # frames in the latest callback
         self.error: str | None = None
         self.finished = False              # a live input never runs out
-        self.latency_s = 0.0
+        self._stream_latency = 0.0
         self._stream = None
         self._stopping = False
 
@@ -140,6 +141,7 @@ class MicInput:
                 self.overflows += 1
             self.ring.write_frames(indata, self.channel)
             self.callbacks += 1
+            self.block_frames = frames
         except Exception:
             self.overflows += 1
 
@@ -154,8 +156,14 @@ class MicInput:
             device=self.device, channels=self.n_channels, samplerate=self.sample_rate,
             blocksize=self.blocksize, dtype="float32", latency=self.latency,
             callback=self._callback, finished_callback=self._finished)
-        self.latency_s = float(self._stream.latency)
+        self._stream_latency = float(self._stream.latency)
         self._stream.start()
+
+    @property
+    def latency_s(self) -> float:
+        """Input buffer latency: PortAudio's report, at least one callback block (PortAudio's JACK
+        host API reports 0 when the server declares no capture latency)."""
+        return max(self._stream_latency, self.block_frames / self.sample_rate)
 
     def abort(self) -> None:
         """Stop the stream as a device loss would (used by fault tests)."""

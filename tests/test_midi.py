@@ -269,3 +269,21 @@ def test_jack_virtual_port_and_port_loss(jack_server):
     assert _recv(synth, 1) == [(0xB0, 74, 7)]
     conn.close()
     synth.close_port()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/snd/seq"), reason="no ALSA sequencer (/dev/snd/seq) on this machine")
+def test_alsa_virtual_port_roundtrip():
+    """Where the ALSA sequencer exists (users' Linux machines), it is the default API and a
+    virtual port delivers notes + All Notes Off."""
+    import rtmidi
+    api = choose_api()
+    assert api == rtmidi.API_LINUX_ALSA
+    virt = PortOutput(api, virtual="rtmirror-alsa-test")
+    rec = rtmidi.MidiIn(api, name="recorder")
+    ports = rec.get_ports()
+    rec.open_port([i for i, p in enumerate(ports) if "rtmirror-alsa-test" in p][0])
+    out = MidiOut(MidiEncoder(SPACE), [virt])
+    out.send([Event(0.0, NOTE_ON, note=64, velocity=70)], 0.0)
+    out.close(0.1)
+    assert _recv(rec, 3) == [(0x90, 64, 70), (0x80, 64, 0), (0xB0, 123, 0)]
+    rec.close_port()

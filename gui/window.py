@@ -543,7 +543,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.input_combo.setEnabled(False)
         self.port_combo.setEnabled(False)
         self.channel_spin.setEnabled(False)
-        self.statusBar().showMessage(f"running: {getattr(engine, 'description', self.input_combo.currentText())}")
+        self.statusBar().showMessage(
+            f"running: {self.input_combo.currentText()} → {self.port_combo.currentText()}, "
+            f"channel {self.channel_spin.value()}, model {Path(self.runtime.path).name}")
         self.engineStarted.emit()
         return True
 

@@ -50,6 +50,28 @@ def melody_wav(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def dense_wav(tmp_path_factory):
+    """4 s of back-to-back notes (a new pitch every 0.15 s, no rests) with a moving filter: any
+    model, trained or not, has something to send all the time."""
+    import soundfile as sf
+
+    from rtmirror.events import CONTROL, NOTE_OFF, NOTE_ON, Event, sorted_events
+    from rtmirror.synth import make_synth
+
+    rng = np.random.default_rng(5)
+    events, t = [], 0.0
+    while t < 3.9:
+        note = int(rng.integers(50, 75))
+        events += [Event(t, CONTROL, name="VCF1: Frequency", value=float(rng.uniform(0.3, 0.7))),
+                   Event(t, NOTE_ON, note=note, velocity=100), Event(t + 0.14, NOTE_OFF, note=note)]
+        t += 0.15
+    x = make_synth("builtin", SPACE, sample_rate=16000).render(sorted_events(events), 4.0)
+    path = tmp_path_factory.mktemp("gui") / "dense.wav"
+    sf.write(path, 0.5 * x / max(1e-9, float(np.abs(x).max())), 16000)
+    return path
+
+
+@pytest.fixture(scope="module")
 def themed(qapp):
     from rtmirror.gui.app import apply_dark_theme
     apply_dark_theme(qapp)
@@ -248,10 +270,15 @@ def test_notes_the_engine_plays_show_in_the_note_display_and_piano_roll(themed, 
     from rtmirror.benchmarks.live import write_probe_model
 
     probe = write_probe_model(tmp_path / "probe.onnx")
-    win = make_window(keep, wav=str(melody_wav), no_midi=True, model=str(probe))
-    assert "probe" in win.manifest_label.text()
+    win = make_window(keep, wav=str(melody_wav), no_midi=True)
     assert win.start()
+    wait_running(qtbot, win, frames=20)
+    first = win.engine
+    assert win.load_model(str(probe))                      # a new model restarts the running engine
+    assert "probe.onnx" in win.manifest_label.text() and "probe" in win.manifest_label.text()
     engine = win.engine
+    assert engine is not first and engine.running and not first.running
+    assert str(engine.pipeline.runtime.path) == str(probe)
     def shows_sounding_note():
         win.refresh()
         n = engine.snapshot.note
@@ -283,9 +310,9 @@ def test_hold_freezes_the_control_the_engine_sends(themed, qtbot, keep, melody_w
     win.stop()
 
 
-def test_a_blocked_gui_thread_does_not_block_midi(themed, qtbot, keep, melody_wav):
+def test_a_blocked_gui_thread_does_not_block_midi(themed, qtbot, keep, dense_wav):
     """Block the Qt event loop for 1 s inside a slot: the engine keeps making frames and MIDI."""
-    win = make_window(keep, wav=str(melody_wav), no_midi=True)
+    win = make_window(keep, wav=str(dense_wav), no_midi=True)
     assert win.start()
     wait_running(qtbot, win, frames=40)
     engine = win.engine

@@ -15,6 +15,7 @@ zero-padded to exactly duration_s so every spectrogram has T = n_samples // hop 
 from __future__ import annotations
 
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -100,8 +101,19 @@ def _frames_job(args) -> np.ndarray:
     return _spectrogram(synth, events, spec, fe)
 
 
+def _warm_worker() -> None:
+    """Pool initializer: import the loop's modules up front. If that fails (e.g. a broken checkout),
+    the pool breaks and the caller gets BrokenProcessPool instead of waiting forever."""
+    import rtmirror.frontend.cochlea  # noqa: F401
+    import rtmirror.performer  # noqa: F401
+    import rtmirror.synth  # noqa: F401
+
+
 class Renderer:
-    """Runs render jobs in `workers` spawned processes (0: in this process). Use as a context manager."""
+    """Runs render jobs in `workers` spawned processes (0: in this process). Use as a context manager.
+
+    Workers import the package when they start: a long run that must not see later edits of a
+    shared checkout should use workers = 0 (modules already imported) or an installed copy."""
 
     def __init__(self, spec: RenderSpec, workers: int = 1):
         self.spec = spec
@@ -116,8 +128,7 @@ class Renderer:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def _map(self, fn, jobs, progress: str | None):
@@ -127,8 +138,9 @@ class Renderer:
             it = map(fn, jobs)
         else:
             if self._pool is None:
-                self._pool = mp.get_context("spawn").Pool(self.workers)
-            it = self._pool.imap(fn, jobs, chunksize=4)
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                                 initializer=_warm_worker)
+            it = self._pool.map(fn, jobs, chunksize=4)
         return list(tqdm(it, total=len(jobs), desc=progress, leave=False, disable=progress is None))
 
     def melodies(self, kind: str, seed: int, n: int, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:

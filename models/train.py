@@ -195,6 +195,7 @@ class Trainer:
         self.proposals: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # round -> (E(x) frames, spec')
         self.last_gap_before = math.nan
         self.renderer: Renderer | None = None              # the mirror rounds' render pool (kept)
+        self._last_plot = time.monotonic()                 # the loss plot is redrawn at most every 2 min
 
     # -- data ------------------------------------------------------------------------------------
     def _cached_render(self, name: str, spec: RenderSpec, kind: str, seed: int, n: int, renderer) -> tuple:
@@ -400,15 +401,18 @@ class Trainer:
                              "rounds": int(self.cfg["mirror"]["rounds"]), "complete": pi >= len(self.plan),
                              "gap_before": self.last_gap_before}}
 
-    def save(self) -> None:
+    def save(self, plot: bool = True) -> None:
         if self.rank != 0:
             return
         st = optimizer_state({"encoder": self.opt_e, "decoder": self.opt_d})
         save_checkpoint(self.run_dir / "checkpoint", self.encoder, self.decoder, self.meta(), st)
-        try:
-            plot_metrics(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
-        except Exception as exc:     # a plot must never stop training
-            print(f"loss plot failed: {exc}")
+        done = self.position[0] >= len(self.plan)
+        if plot and (done or time.monotonic() - self._last_plot > 120.0):
+            self._last_plot = time.monotonic()
+            try:
+                plot_metrics(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
+            except Exception as exc:     # a plot must never stop training
+                print(f"loss plot failed: {exc}")
 
     def resume(self) -> bool:
         ck_dir = self.run_dir / "checkpoint"
@@ -509,14 +513,14 @@ class Trainer:
                     print(" ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
                 epochs_run += 1
                 if final or time.monotonic() - last_save >= ck_every:
-                    self.save()
+                    self.save(plot=final)
                     last_save = time.monotonic()
                 if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-                    self.save()
+                    self.save(plot=False)
                     return last
             if phase == "encoder":
                 self.proposals.pop(rnd, None)      # this round's renders are stale now
-        self.save()
+        self.save(plot=True)
         return last
 
 
@@ -576,7 +580,7 @@ def plot_metrics(csv_path: Path, png_path: Path) -> None:
     ax2.grid(alpha=0.3)
     wall = col(rows[-1], "wall_s")
     fig.suptitle(f"{csv_path.parent.name}: {len(rows)} epochs, {wall / 60:.1f} min training wall time")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.08, hspace=0.12)
     tmp = png_path.with_name(png_path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=80)
     plt.close(fig)

@@ -1,0 +1,158 @@
+"""MirrorNet training: tiny configs that train in seconds, the whole mirror loop with both synth
+kinds, exact resume, the render pool, config validation. Nothing here needs the long run."""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import require
+from rtmirror.models import load_checkpoint
+from rtmirror.models.render import Renderer, RenderSpec
+from rtmirror.models.train import Trainer, load_config, merge_config, phase_plan, train
+
+AMSYNTH = "/usr/lib/vst/amsynth_vst.so"
+torch.set_num_threads(1)
+
+
+def tiny(**sections) -> dict:
+    cfg = load_config("tiny")
+    for k, v in sections.items():
+        if isinstance(v, dict):
+            cfg[k] = {**cfg[k], **v}
+        else:
+            cfg[k] = v
+    return merge_config(cfg)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_losses_fall(tmp_path):
+    cfg = tiny(init={"decoder_epochs": 6, "encoder_epochs": 6}, mirror={"rounds": 0},
+               optim={"lr_decoder": 1e-2, "lr_encoder": 1e-2})
+    train(cfg, tmp_path / "run", progress=False)
+    r = rows(tmp_path / "run")
+    d = [float(x["loss"]) for x in r if x["phase"] == "decoder_init"]
+    e = [float(x["loss"]) for x in r if x["phase"] == "encoder_init"]
+    assert len(d) == 6 and len(e) == 6
+    assert np.mean(d[-2:]) < 0.7 * np.mean(d[:2]), d
+    assert np.mean(e[-2:]) < 0.8 * np.mean(e[:2]), e
+
+
+def _check_mirror_run(run_dir: Path, cfg: dict) -> None:
+    r = rows(run_dir)
+    phases = [x["phase"] for x in r]
+    assert phases == [p for p, _, n in phase_plan(cfg) for _ in range(n)]
+    dec = [x for x in r if x["phase"] == "decoder"]
+    assert dec and all(math.isfinite(float(x["gap_after"])) for x in dec if x["gap_after"])
+    assert math.isfinite(float(dec[-1]["gap_before"]))
+    enc = [x for x in r if x["phase"] == "encoder"]
+    assert math.isfinite(float(enc[-1]["val_loss_mirror"])) and 0 <= float(enc[-1]["val_gate_acc"]) <= 1
+    assert (run_dir / "loss.png").stat().st_size > 1000
+    ck = load_checkpoint(run_dir / "checkpoint")
+    assert ck.meta["progress"]["complete"] and ck.meta["synth"] == cfg["synth"]["spec"]
+    x = torch.rand(1, 128, 30) * 0.1
+    y = ck.encoder(x)
+    assert y.shape == (1, len(ck.meta["control_space"]["controls"]), 30) and torch.all(torch.isfinite(y))
+    assert ck.decoder(y).shape == (1, 128, 30)
+
+
+def test_mirror_loop_end_to_end_builtin(tmp_path):
+    cfg = tiny(mirror={"rounds": 2, "decoder_epochs": 1, "encoder_epochs": 1, "encoder_sup_weight": 0.5})
+    t = train(cfg, tmp_path / "run", progress=False)
+    assert t.step > 0
+    _check_mirror_run(tmp_path / "run", cfg)
+
+
+def test_mirror_loop_end_to_end_amsynth(tmp_path):
+    require(Path(AMSYNTH).is_file(), f"amsynth VST ({AMSYNTH}, apt: amsynth)")
+    cfg = tiny(synth={"spec": AMSYNTH}, data={"n": 4, "n_random": 8, "n_val": 2},
+               init={"decoder_epochs": 1, "encoder_epochs": 1})
+    train(cfg, tmp_path / "run", progress=False)
+    _check_mirror_run(tmp_path / "run", cfg)
+
+
+def test_resume_is_exact(tmp_path):
+    # plan: decoder_init 2, encoder_init 2, decoder r0 2, encoder r0 1, decoder r1 2, encoder r1 1
+    cfg = tiny(mirror={"rounds": 2, "decoder_epochs": 2, "encoder_epochs": 1},
+               data={"n": 4, "n_random": 8, "n_val": 2})
+    full = train(cfg, tmp_path / "full", progress=False)
+    # killed in the middle of round 0's decoder phase (its renders must be redone identically),
+    # then resumed twice more
+    part = train(cfg, tmp_path / "part", progress=False, stop_after_epochs=5)
+    assert part.position == (2, 1)
+    part = train(cfg, tmp_path / "part", resume=True, progress=False, stop_after_epochs=3)
+    part = train(cfg, tmp_path / "part", resume=True, progress=False)
+    assert part.step == full.step
+    for a, b in ((full.encoder, part.encoder), (full.decoder, part.decoder)):
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(p, q), name
+    ra, rb = rows(tmp_path / "full"), rows(tmp_path / "part")
+    assert [(r["phase"], r["epoch"], r["step"], r["loss"]) for r in ra] == \
+           [(r["phase"], r["epoch"], r["step"], r["loss"]) for r in rb]
+
+
+def test_fresh_run_refuses_to_overwrite_and_resume_checks_config(tmp_path):
+    cfg = tiny(init={"decoder_epochs": 1, "encoder_epochs": 0}, mirror={"rounds": 0})
+    train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(FileExistsError):
+        train(cfg, tmp_path / "run", progress=False)
+    other = copy.deepcopy(cfg)
+    other["optim"]["lr_decoder"] = 0.5
+    with pytest.raises(ValueError, match="another config"):
+        train(other, tmp_path / "run", resume=True, progress=False)
+
+
+def test_render_pool_matches_in_process():
+    cfg = tiny()
+    t = Trainer(cfg, "unused", progress=False)
+    spec = t.loop_spec
+    with Renderer(spec, workers=0) as r0, Renderer(spec, workers=1) as r1:
+        s0, c0 = r0.melodies("paper", 5, 3)
+        s1, c1 = r1.melodies("paper", 5, 3)
+        np.testing.assert_array_equal(s0, s1)
+        np.testing.assert_array_equal(c0, c1)
+        # frames -> Performer -> synth: the truth frames of a melody re-render to (nearly) its audio
+        p0 = r0.frames(c0)
+        np.testing.assert_array_equal(p0, r1.frames(c0))
+    assert s0.shape == (3, spec.n_frames, 128) and c0.shape == (3, spec.n_frames, len(t.space))
+    corr = np.corrcoef(np.log1p(p0.ravel() / 0.01), np.log1p(s0.ravel() / 0.01))[0, 1]
+    assert corr > 0.9
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="unknown config key"):
+        merge_config({"bogus": 1})
+    with pytest.raises(ValueError, match="unknown keys in \\[optim\\]"):
+        merge_config({"optim": {"lr": 1}})
+    with pytest.raises(ValueError, match="mode"):
+        merge_config({"mode": "magic"})
+    with pytest.raises(FileNotFoundError):
+        load_config("no-such-config")
+    for name in ("default", "tiny"):
+        cfg = load_config(name)
+        assert phase_plan(cfg)
+
+
+def test_supervised_mode_trains_only_the_encoder(tmp_path):
+    cfg = tiny(mode="supervised", init={"encoder_epochs": 2})
+    train(cfg, tmp_path / "run", progress=False)
+    assert {r["phase"] for r in rows(tmp_path / "run")} == {"encoder_init"}
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint")
+    assert ck.meta["train_config"]["mode"] == "supervised"
+
+
+def test_cli_reports_bad_config(tmp_path, capsys):
+    from rtmirror.cli import main
+    bad = tmp_path / "bad.toml"
+    bad.write_text("bogus = 1\n")
+    assert main(["train", str(bad)]) == 2
+    assert "unknown config key" in capsys.readouterr().err

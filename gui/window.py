@@ -131,6 +131,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._spec_count = 0
         self._knobs: list[Knob] = []
         self._frames_drawn = 0
+        self.loops = 0              # times a file was replayed (--loop, demo melody)
         self.last_engine = None     # the engine of the last run (stats, messages, for tests)
         self._demo_path: str | None = None
         self._extra_wavs: list[str] = []     # files opened with "WAV…"
@@ -570,7 +571,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(msg)
         self.last_engine = engine
         self.engineStopped.emit(msg)
-        if self.cfg.loop and engine.exhausted and not engine.error:
+        demo = (self.input_combo.currentData() or ("",))[0] == "demo"   # the demo melody always loops
+        if (self.cfg.loop or demo) and engine.exhausted and not engine.error:
+            self.loops += 1
             QtCore.QTimer.singleShot(0, self.start)
 
     def _on_start_clicked(self, checked: bool) -> None:

@@ -334,6 +334,18 @@ def test_a_blocked_gui_thread_does_not_block_midi(themed, qtbot, keep, dense_wav
     assert result["midi"] > 0                              # and MIDI kept flowing
 
 
+def test_loop_replays_the_file(themed, qtbot, keep, tmp_path):
+    import soundfile as sf
+
+    short = tmp_path / "short.wav"
+    sf.write(short, 0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 16000), 16000)   # 0.5 s
+    win = make_window(keep, wav=str(short), no_midi=True, loop=True)
+    assert win.start()
+    qtbot.waitUntil(lambda: win.loops >= 2 and win.engine is not None, timeout=20000)
+    assert win.last_engine.exhausted and win.last_engine.error is None
+    win.stop()
+
+
 def test_record_tap_writes_balanced_file_from_arm_time(tmp_path):
     tap = RecordTap()
     tap.send(0.5, (0x90, 60, 100))                        # before arming: not kept

@@ -201,7 +201,6 @@ class Engine:
         self.input_blocks: list[np.ndarray] = []   # with cfg.record: the audio exactly as processed
         self.dropped_frames = 0
         self.frame_times: list[float] = []  # recent per-frame processing times (s)
-        self.all_frame_times: list[float] | None = [] if self.cfg.record else None
         self.cpu_share = 0.0
         self._thread: threading.Thread | None = None
         self._msgs_window: list[tuple[float, int]] = []
@@ -323,8 +322,6 @@ class Engine:
                     if len(r.spec):
                         per = dt / len(r.spec)
                         self.frame_times.append(per)
-                        if self.all_frame_times is not None:
-                            self.all_frame_times.extend([per] * len(r.spec))
                     snap.push_columns(r.spec)
                     if len(r.controls):
                         snap.set_controls(r.model[-1], r.controls[-1], r.times[-1])

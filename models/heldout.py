@@ -17,7 +17,9 @@ its melodies from seeds below 10_000_000 (models/train.py and rtmirror.synth.dat
 Melody i is the same whatever the set size, so a cache of N melodies serves any n <= N.
 
 Cache: datasets/heldout/<set>-n<N>.npz (no pickles) + .json (what made it); spectrograms are
-cached per frontend configuration beside it. datasets/ is git-ignored.
+cached per frontend configuration beside it. datasets/ is git-ignored. A cache is used only while
+today's code still makes it: `get` re-renders its first melodies and compares (a changed synth or
+melody generator re-renders the set), and the spectrogram cache is checked against wav2aud.
 """
 from __future__ import annotations
 
@@ -166,7 +168,8 @@ class HeldoutSet:
         cache = self.path.with_name(f"{self.path.stem}.spec-{key}.npy") if self.path else None
         if cache is not None and cache.is_file():
             spec = np.load(cache, allow_pickle=False, mmap_mode="r")
-            if spec.shape[0] >= len(self):     # a cache of the full file serves its subsets
+            # a cache of the full file serves its subsets; a changed frontend makes it stale
+            if spec.shape[0] >= len(self) and np.allclose(spec[0], wav2aud(self.audio[0], cfg), rtol=1e-4, atol=1e-6):
                 return np.array(spec[: len(self)])
         spec = np.stack([wav2aud(x, cfg) for x in self.audio]).astype(np.float32)
         if cache is not None:
@@ -189,44 +192,71 @@ def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def render_melody(name: str, i: int, space: ControlSpace, synth, sample_rate: int = 8000,
+                  frame_rate: float = 125.0):
+    """Melody i of set `name` -> (audio (n,) float32 at sample_rate, truth (T, K), melody)."""
+    from rtmirror.performer import events_to_frames
+    from rtmirror.synth.melody import make_melody
+
+    spec = SETS[name]
+    seed = spec.seed_base + i
+    mel = make_melody(spec.melody, np.random.default_rng(seed), space, seed=seed)
+    x = synth.render(mel.events, mel.duration_s)
+    if synth.sample_rate != sample_rate:
+        import soxr
+        x = soxr.resample(np.asarray(x, dtype=np.float32), synth.sample_rate, sample_rate)
+    n_samples = int(round(mel.duration_s * sample_rate))
+    x = np.asarray(x, dtype=np.float32)[:n_samples]
+    x = np.pad(x, (0, n_samples - len(x)))
+    if not np.all(np.isfinite(x)) or np.abs(x).max() == 0.0:
+        raise RuntimeError(f"{name}: melody {i} rendered silence or non-finite audio through {spec.synth}")
+    hop = int(round(sample_rate / frame_rate))
+    return x, events_to_frames(mel.events, n_samples // hop, space, frame_rate), mel
+
+
 def generate(name: str, n: int, sample_rate: int = 8000, frame_rate: float = 125.0, progress: bool = True) -> HeldoutSet:
     """Render set `name` with n melodies (deterministic: melody i from seed seed_base + i)."""
     from tqdm import tqdm
-
-    from rtmirror.performer import events_to_frames
-    from rtmirror.synth.melody import make_melody
 
     if name not in SETS:
         raise KeyError(f"unknown held-out set {name!r}; known: {sorted(SETS)}")
     spec = SETS[name]
     space = ControlSpace.load(spec.space)
     synth = make_set_synth(spec, space)
-    hop = int(round(sample_rate / frame_rate))
     audio, truth, table, seeds = [], [], [], []
     duration = None
     for i in tqdm(range(n), desc=f"held-out {name}", disable=not progress, leave=False):
-        seed = spec.seed_base + i
-        mel = make_melody(spec.melody, np.random.default_rng(seed), space, seed=seed)
+        x, frames, mel = render_melody(name, i, space, synth, sample_rate, frame_rate)
         duration = mel.duration_s if duration is None else duration
         if mel.duration_s != duration:
             raise ValueError(f"{name}: melodies of one set must share a duration")
-        x = synth.render(mel.events, mel.duration_s)
-        if synth.sample_rate != sample_rate:
-            import soxr
-            x = soxr.resample(x.astype(np.float32), synth.sample_rate, sample_rate)
-        n_samples = int(round(duration * sample_rate))
-        x = np.pad(np.asarray(x, dtype=np.float32)[:n_samples], (0, max(0, n_samples - len(x))))
-        if not np.all(np.isfinite(x)) or np.abs(x).max() == 0.0:
-            raise RuntimeError(f"{name}: melody {i} rendered silence or non-finite audio through {spec.synth}")
         audio.append(x)
-        truth.append(events_to_frames(mel.events, n_samples // hop, space, frame_rate))
+        truth.append(frames)
         for on, off, pitch, vel in mel.notes:
             table.append((i, on, off, pitch, vel))
-        seeds.append(seed)
+        seeds.append(spec.seed_base + i)
     knobs = tuple(c.name for c in space.knobs) if spec.truth_knobs else ()
     return HeldoutSet(name, space, sample_rate, float(duration), np.stack(audio), np.stack(truth).astype(np.float32),
                       np.asarray(table, dtype=np.float64).reshape(-1, 5), np.asarray(seeds, dtype=np.int64),
                       knobs, spec.melody == "general")
+
+
+def is_current(ds: HeldoutSet, probes: int = 2) -> bool:
+    """Does today's code (synth, melodies, control space) still make this cached set? Re-renders
+    its first `probes` melodies and compares: a changed synth or generator makes the cache stale."""
+    spec = SETS[ds.name]
+    space = ControlSpace.load(spec.space)
+    if space.to_dict() != ds.space.to_dict():
+        return False
+    synth = make_set_synth(spec, space)
+    hop_rate = ds.truth.shape[1] / ds.duration_s
+    for i in range(min(probes, len(ds))):
+        x, frames, _ = render_melody(ds.name, i, space, synth, ds.sample_rate, hop_rate)
+        if x.shape != ds.audio[i].shape or not np.allclose(x, ds.audio[i], rtol=0, atol=1e-5):
+            return False
+        if frames.shape != ds.truth[i].shape or not np.array_equal(frames, ds.truth[i]):
+            return False
+    return True
 
 
 def save(ds: HeldoutSet, path: Path) -> None:
@@ -273,8 +303,14 @@ def get(name: str, n: int, cache_dir: Path | None = None, sample_rate: int = 800
             ds = load(p)
         except (ValueError, OSError, KeyError):
             continue
-        if ds.sample_rate == sample_rate:
-            return ds if size == n else ds.subset(n)
+        if ds.sample_rate != sample_rate:
+            continue
+        if not is_current(ds):
+            print(f"held-out cache {p} is stale (the synth or melody code changed): re-rendering")
+            for stale in [p, p.with_suffix(".json"), *p.parent.glob(f"{p.stem}.spec-*.npy")]:
+                stale.unlink(missing_ok=True)
+            continue
+        return ds if size == n else ds.subset(n)
     ds = generate(name, n, sample_rate=sample_rate, progress=progress)
     save(ds, cache_dir / f"{name}-n{n}.npz")
     return ds

@@ -269,3 +269,23 @@ def test_baseline_configs_match_the_mirror_run():
         assert c["encoder"] == base["encoder"] and c["data"] == base["data"] and c["seed"] == base["seed"]
     per_epoch = base["data"]["n_random"] // base["optim"]["batch"]
     assert plan_steps(base) <= plan_steps(sup) < plan_steps(base) + per_epoch
+
+
+def test_stale_cache_is_rendered_again(exp1_small, tmp_path):
+    """A cache made by other code (here: tampered audio) is detected and re-rendered."""
+    import shutil
+
+    from rtmirror.models import heldout as H
+
+    d = tmp_path / "cache"
+    d.mkdir()
+    for f in exp1_small.path.parent.glob("exp1-n3.*"):
+        shutil.copy(f, d / f.name)
+    assert H.is_current(H.load(d / "exp1-n3.npz"))
+    ds = H.load(d / "exp1-n3.npz")
+    audio = ds.audio.copy()
+    audio[0] *= 0.5                                   # as if the synth had changed its level
+    np.savez(d / "exp1-n3.npz", audio=audio, truth=ds.truth, note_table=ds.note_table, seeds=ds.seeds)
+    assert not H.is_current(H.load(d / "exp1-n3.npz"))
+    again = H.get("exp1", 3, d, progress=False)
+    assert np.array_equal(again.audio, exp1_small.audio)

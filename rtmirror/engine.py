@@ -204,6 +204,7 @@ class Engine:
         self.cpu_share = 0.0
         self._thread: threading.Thread | None = None
         self._msgs_window: list[tuple[float, int]] = []
+        self._last_callbacks, self._callbacks_seen_at, self._stalled = -1, time.monotonic(), False
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> "Engine":
@@ -332,6 +333,7 @@ class Engine:
                     self._check_ports()
                 if now - last_stats >= cfg.stats_interval_s:
                     last_stats = now
+                    self._watch_input(now)
                     cpu1, wall1 = time.thread_time(), time.perf_counter()
                     self.cpu_share = (cpu1 - cpu0) / max(wall1 - wall0, 1e-9)
                     cpu0, wall0 = cpu1, wall1
@@ -359,6 +361,20 @@ class Engine:
                 self._say(msg)
                 if getattr(o, "lost", False) and self.cfg.stop_on_port_loss:
                     raise EngineStopped(f"{msg}; stopping (--stop-on-port-loss)")
+
+    def _watch_input(self, now: float) -> None:
+        """A device that stops calling back without closing its stream: say so (once)."""
+        n = getattr(self.source, "callbacks", None)
+        if n is None:
+            return
+        if n != self._last_callbacks:
+            self._last_callbacks, self._callbacks_seen_at = n, now
+            if self._stalled:
+                self._stalled = False
+                self._say("audio input is back")
+        elif now - self._callbacks_seen_at > 2.0 and not self._stalled:
+            self._stalled = True
+            self._say(f"no audio from the input for {now - self._callbacks_seen_at:.0f} s (device stalled?)")
 
     def _update_stats(self, backlog_s: float) -> None:
         snap = self.snapshot

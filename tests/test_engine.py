@@ -272,3 +272,20 @@ def test_live_resampler_parity_quality_and_delay(in_sr):
             break
     else:
         pytest.fail("impulse never came out")
+
+
+def test_stalled_input_is_reported(probe):
+    """A device whose callbacks stop (without closing the stream) is reported, not fatal."""
+    eng = make_engine(probe, np.zeros(SR * 20, np.float32), realtime=True, max_backlog_s=0.064)
+    eng.source.callbacks = 0          # a callback counter that never moves, like a stalled device
+    eng.start()
+    t0 = time.monotonic()
+    while "no audio from the input" not in eng.snapshot.message and time.monotonic() - t0 < 6:
+        time.sleep(0.05)
+    assert "no audio from the input" in eng.snapshot.message and eng.running
+    eng.source.callbacks = 1
+    while "back" not in eng.snapshot.message and time.monotonic() - t0 < 8:
+        time.sleep(0.05)
+    back = eng.snapshot.message
+    eng.stop()
+    assert back == "audio input is back" and eng.error is None

@@ -132,6 +132,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._knobs: list[Knob] = []
         self._frames_drawn = 0
         self.loops = 0              # times a file was replayed (--loop, demo melody)
+        self._closing = False
         self.last_engine = None     # the engine of the last run (stats, messages, for tests)
         self._demo_path: str | None = None
         self._extra_wavs: list[str] = []     # files opened with "WAV…"
@@ -509,6 +510,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         if self.engine is not None and self.engine.running:
             return True
+        if self._closing:            # a queued restart (loop, model change) after the window closed
+            return False
         if self.runtime is None:
             self.statusBar().showMessage("no model loaded")
             self.start_button.setChecked(False)
@@ -677,6 +680,7 @@ class MainWindow(QtWidgets.QMainWindow):
         lab["midi"].setText(f"MIDI {snap.midi_msgs_per_s:.0f} msg/s")
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802
+        self._closing = True
         self.timer.stop()
         self.stop()
         if self._demo_dir is not None:

@@ -118,6 +118,21 @@ def load_config(path: str | Path) -> dict:
         return merge_config(tomllib.load(f))
 
 
+# The schedule may change between a run and its resumption (extend or cut a run that is too slow
+# for its time budget); nothing else may.
+SCHEDULE_KEYS = {"init": ("decoder_epochs", "encoder_epochs"),
+                 "mirror": ("rounds", "decoder_epochs", "encoder_epochs"), "checkpoint": ("minutes",)}
+
+
+def resume_key(cfg: dict) -> str:
+    """Hash of the config without its schedule: what must match for --resume."""
+    c = copy.deepcopy(cfg)
+    for sec, keys in SCHEDULE_KEYS.items():
+        for k in keys:
+            c.get(sec, {}).pop(k, None)
+    return config_hash(c)
+
+
 def phase_plan(cfg: dict) -> list[tuple[str, int, int]]:
     """[(phase, round, epochs)] in order. round -1 = initialization."""
     init = cfg["init"]
@@ -419,9 +434,9 @@ class Trainer:
         if not (ck_dir / MODEL_FILE).is_file():
             return False
         ck = load_checkpoint(ck_dir)
-        if ck.meta.get("train_config_hash") != config_hash(self.cfg):
-            raise ValueError(f"{ck_dir}: checkpoint was trained with another config "
-                             f"(hash {ck.meta.get('train_config_hash')} != {config_hash(self.cfg)}); "
+        if resume_key(ck.meta.get("train_config", {})) != resume_key(self.cfg):
+            raise ValueError(f"{ck_dir}: checkpoint was trained with another config (only the schedule "
+                             f"- epochs, rounds, checkpoint interval - may change on resume); "
                              f"use another --out directory")
         self.encoder.load_state_dict(ck.encoder.state_dict())
         self.decoder.load_state_dict(ck.decoder.state_dict())
@@ -430,7 +445,15 @@ class Trainer:
         if info["progress"].get("step") != p["step"]:
             raise ValueError(f"{ck_dir}: optimizer state (step {info['progress'].get('step')}) does not "
                              f"match the weights (step {p['step']})")
-        self.position = (int(p["phase_index"]), int(p["epoch"]))
+        pi, ep = int(p["phase_index"]), int(p["epoch"])
+        old_plan = phase_plan(ck.meta["train_config"])
+        done_old = [q[:2] for q in old_plan[:pi + 1]]
+        if done_old != [q[:2] for q in self.plan[:pi + 1]][:len(done_old)] or len(self.plan) < pi:
+            raise ValueError(f"{ck_dir}: the new schedule changes phases already done "
+                             f"(done: {old_plan[:pi + 1]}, new: {self.plan[:pi + 1]})")
+        if pi < len(self.plan) and ep >= self.plan[pi][2]:   # a shortened phase is already complete
+            pi, ep = pi + 1, 0
+        self.position = (pi, ep)
         self.step = int(p["step"])
         self.train_time_s = float(p["train_time_s"])
         self.last_gap_before = float(p.get("gap_before", math.nan))

@@ -100,6 +100,19 @@ def test_resume_is_exact(tmp_path):
            [(r["phase"], r["epoch"], r["step"], r["loss"]) for r in rb]
 
 
+def test_resume_may_change_the_schedule_only(tmp_path):
+    cfg = tiny(init={"decoder_epochs": 3, "encoder_epochs": 2}, mirror={"rounds": 1},
+               data={"n": 4, "n_random": 8, "n_val": 2})
+    part = train(cfg, tmp_path / "run", progress=False, stop_after_epochs=2)
+    assert part.position == (0, 2)
+    cut = merge_config({"init": {"decoder_epochs": 2, "encoder_epochs": 1}, "mirror": {"rounds": 2}}, cfg)
+    t = train(cut, tmp_path / "run", resume=True, progress=False)
+    phases = [(r["phase"], r["round"]) for r in rows(tmp_path / "run")]
+    assert phases == [("decoder_init", "-1")] * 2 + [("encoder_init", "-1")] + \
+        [("decoder", "0"), ("encoder", "0"), ("decoder", "1"), ("encoder", "1")]
+    assert t.position == (len(phase_plan(cut)), 0)
+
+
 def test_fresh_run_refuses_to_overwrite_and_resume_checks_config(tmp_path):
     cfg = tiny(init={"decoder_epochs": 1, "encoder_epochs": 0}, mirror={"rounds": 0})
     train(cfg, tmp_path / "run", progress=False)

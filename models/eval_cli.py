@@ -361,4 +361,11 @@ def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
     command = "rtmirror eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "rtmirror eval --report"
     R.write_report(Path(args.out), results, models_info, set_info,
                    {"loss": os.path.relpath(loss_png, Path(args.out).parent or ".") if has_loss else None,
-                    "examples": examples}, notes, main, supervised, command)
+                    "examples": examples}, notes, main, supervised, command,
+                   discussion=_read_discussion(fig_dir))
+
+
+def _read_discussion(fig_dir: Path) -> str:
+    """docs/report/discussion.md: the hand-written reading of the numbers, kept in the report."""
+    p = fig_dir / "discussion.md"
+    return p.read_text() if p.is_file() else ""

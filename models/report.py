@@ -148,7 +148,7 @@ def loss_curves_png(path: Path, curves: dict[str, list[dict]]) -> bool:
     curves = {k: v for k, v in curves.items() if v}
     if not curves:
         return False
-    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 2.6 * len(curves)), squeeze=False)
+    fig, axes = plt.subplots(len(curves), 1, figsize=(10, 2.6 * len(curves)), squeeze=False)
     for ax, (name, rows) in zip(axes[:, 0], curves.items()):
         phases = []
         for r in rows:
@@ -167,19 +167,21 @@ def loss_curves_png(path: Path, curves: dict[str, list[dict]]) -> bool:
         ax.set_yscale("log")
         ax.set_ylabel("loss", fontsize=8)
         ax.tick_params(labelsize=7)
+        handles, labels = ax.get_legend_handles_labels()
         pts = [(_num(r, "step"), _num(r, "val_pitch_acc")) for r in rows]
         pts = [p for p in pts if math.isfinite(p[1])]
         if pts:
             ax2 = ax.twinx()
-            ax2.plot(*zip(*pts), "k*-", lw=0.8, ms=4, label="val pitch acc")
+            ax2.plot(*zip(*pts), "k*-", lw=0.8, ms=4, label="val pitch acc (right)")
             ax2.set_ylim(0, 1.02)
             ax2.set_ylabel("val pitch acc", fontsize=8)
             ax2.tick_params(labelsize=7)
-            ax2.legend(fontsize=6, loc="lower right")
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
         wall = _num(rows[-1], "wall_s")
         ax.set_title(f"{name}: {len(rows)} epochs, {wall / 60:.0f} min training" if math.isfinite(wall) else name,
                      fontsize=9)
-        ax.legend(fontsize=6, ncol=3, loc="upper right")
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.07, 1.0), borderaxespad=0)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("optimizer step")
     fig.tight_layout()
@@ -260,7 +262,8 @@ def _set_tables(set_name: str, per_model: dict[str, dict]) -> list[str]:
 
 
 def write_report(out: Path, results: dict, models_info: dict, set_info: dict, figures: dict,
-                 notes: list[str], main_exp1: str | None, supervised: str | None, command: str) -> None:
+                 notes: list[str], main_exp1: str | None, supervised: str | None, command: str,
+                 discussion: str = "") -> None:
     """results: {model: {set: summary}}; models_info: {model: dict}; set_info: {set: dict};
     figures: {"loss": relpath | None, "examples": [(set, model, triptych, controls, wav_in, wav_out)]}."""
     L = ["# rtmirror evaluation report", "",
@@ -280,6 +283,8 @@ def write_report(out: Path, results: dict, models_info: dict, set_info: dict, fi
           "deterministically on first use and cached under `datasets/heldout/` (git-ignored); `-n` sets their size.",
           ""]
     L += _targets_section(results, main_exp1, supervised)
+    if discussion:
+        L += ["## Discussion", "", discussion.strip(), ""]
     L += ["## Models", "", "| model | control set | synth | training | notes |", "|---|---|---|---|---|"]
     for m, info in models_info.items():
         L.append(f"| `{m}` | {info.get('space', '?')} | {info.get('synth', '?')} | {info.get('training', '?')} | "

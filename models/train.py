@@ -63,6 +63,7 @@ DEFAULTS: dict = {
         "n": 200,                # target (unlabelled) melodies
         "duration_s": 2.0,
         "target_synth": "",      # who plays the target audio; "" = the synth in the loop
+        "target_set": "",        # control set of the target melodies + their synth; "" = set (exp2: "exp2")
         "random_kind": "",       # melodies of the random-control renders; "" = kind
         "n_random": 200,         # random-control renders (D init, E init, D mix)
         "n_val": 32,             # validation melodies (target distribution, truth known)
@@ -126,7 +127,7 @@ SCHEDULE_KEYS = {"init": ("decoder_epochs", "encoder_epochs"),
 
 def resume_key(cfg: dict) -> str:
     """Hash of the config without its schedule: what must match for --resume."""
-    c = copy.deepcopy(cfg)
+    c = merge_config(cfg)                 # fill keys added to DEFAULTS since the run started
     for sec, keys in SCHEDULE_KEYS.items():
         for k in keys:
             c.get(sec, {}).pop(k, None)
@@ -201,8 +202,16 @@ class Trainer:
         spec = RenderSpec(cfg["synth"]["spec"], self.space.to_dict(), self.frontend.to_dict(),
                           float(d["duration_s"]), perf, cfg["synth"]["param_map"] or None)
         self.loop_spec = spec
-        self.target_spec = spec if not d["target_synth"] else RenderSpec(
-            d["target_synth"], spec.space, spec.frontend, spec.duration_s, perf, None)
+        self.target_space = ControlSpace.load(d["target_set"]) if d["target_set"] else self.space
+        missing = set(self.space.names) - set(self.target_space.names)
+        if missing:
+            raise ValueError(f"target set {self.target_space.name!r} lacks controls {sorted(missing)} of {self.space.name!r}")
+        if d["target_synth"] or d["target_set"]:
+            self.target_spec = RenderSpec(d["target_synth"] or spec.synth, self.target_space.to_dict(),
+                                          spec.frontend, spec.duration_s, perf,
+                                          None if d["target_synth"] else spec.param_map)
+        else:
+            self.target_spec = spec
         self.plan = phase_plan(cfg)
         self.step = 0
         self.train_time_s = 0.0
@@ -245,6 +254,10 @@ class Trainer:
             with Renderer(self.target_spec, d["workers"]) as r:
                 self.target = self._cached_render("target", self.target_spec, kind, seed * 1000 + 1, int(d["n"]), r)
                 self.val = self._cached_render("val", self.target_spec, kind, seed * 1000 + 3, int(d["n_val"]), r)
+            # truth frames in the model's control order (exp2's extra knobs are not the model's)
+            cols = [self.target_space.index(n) for n in self.space.names]
+            self.target = (self.target[0], self.target[1][..., cols])
+            self.val = (self.val[0], self.val[1][..., cols])
 
     # -- helpers ---------------------------------------------------------------------------------
     def _t(self, a: np.ndarray) -> torch.Tensor:

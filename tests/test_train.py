@@ -169,3 +169,18 @@ def test_cli_reports_bad_config(tmp_path, capsys):
     bad.write_text("bogus = 1\n")
     assert main(["train", str(bad)]) == 2
     assert "unknown config key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", [{"target_set": "exp2"}, {"target_synth": "fluidsynth:0"}])
+def test_targets_from_another_set_or_instrument(tmp_path, target):
+    if "target_synth" in target:
+        require(Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file(), "GM sound font (apt: fluid-soundfont-gm)")
+    cfg = tiny(data={"n": 4, "n_random": 8, "n_val": 2, **target},
+               init={"decoder_epochs": 1, "encoder_epochs": 1})
+    t = train(cfg, tmp_path / "run", progress=False)
+    # the truth of the targets is in the model's control order (K of exp1), audio is not silent
+    assert t.target[1].shape[-1] == len(t.space) == 8
+    assert t.target[0].max() > 0.01
+    if "target_set" in target:       # the exp2 targets really move the vibrato the model can't play
+        assert t.target_space.name == "exp2" and len(t.target_space) == 11
+    _check_mirror_run(tmp_path / "run", cfg)

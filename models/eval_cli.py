@@ -48,6 +48,8 @@ def add_arguments(p) -> None:
     p.add_argument("--train-baselines", default=None, metavar="CONFIG",
                    help="train the baselines of a MirrorNet config (TOML or shipped name) into runs/: "
                         "NAME-noinit (init off, no supervised term) and NAME-supervised (same optimizer steps); then exit")
+    p.add_argument("--train", default=None, metavar="CONFIG",
+                   help="train one config as a report run (runs/NAME, docs/report/configs/NAME.json); then exit")
     p.add_argument("--with-base", action="store_true",
                    help="with --train-baselines: train the MirrorNet config itself too (as NAME)")
 
@@ -91,21 +93,63 @@ def baseline_configs(base: dict, with_base: bool = False) -> dict[str, dict]:
     return out
 
 
+def _render_key(cfg: dict, part: str) -> str | None:
+    """The cache key models/train.py writes for run_dir/data/PART (random | target | val)."""
+    from dataclasses import asdict
+
+    from rtmirror.controls import ControlSpace
+    from rtmirror.frontend import FrontendConfig
+    from rtmirror.models.render import RenderSpec
+    from rtmirror.performer import PerformerConfig
+
+    d, seed = cfg["data"], int(cfg["seed"])
+    space = ControlSpace.load(d["set"])
+    fe = FrontendConfig.from_dict({**FrontendConfig().to_dict(), **cfg["frontend"]})
+    perf = asdict(PerformerConfig(**cfg["performer"]))
+    loop = RenderSpec(cfg["synth"]["spec"], space.to_dict(), fe.to_dict(), float(d["duration_s"]), perf,
+                      cfg["synth"]["param_map"] or None)
+    target = loop if not d["target_synth"] else RenderSpec(d["target_synth"], loop.space, loop.frontend,
+                                                           loop.duration_s, perf, None)
+    kind = d["kind"]
+    table = {"random": (loop, d["random_kind"] or kind, seed * 1000 + 2, int(d["n_random"])),
+             "target": (target, kind, seed * 1000 + 1, int(d["n"])),
+             "val": (target, kind, seed * 1000 + 3, int(d["n_val"]))}
+    if part not in table:
+        return None
+    spec, kind, s, n = table[part]
+    return json.dumps({"spec": asdict(spec), "kind": kind, "seed": s, "n": n}, sort_keys=True)
+
+
 def train_baselines(args) -> int:
+    """--train-baselines CONFIG [--with-base] or --train CONFIG: report runs, one after another.
+    Runs with the same loop synth and seeds reuse the first run's random renders."""
+    import shutil
+
     from rtmirror.models.train import load_config, train
 
-    base = load_config(args.train_baselines)
-    cfgs = baseline_configs(base, args.with_base)
+    if args.train:
+        base = load_config(args.train)
+        cfgs = {base["name"]: base}
+    else:
+        base = load_config(args.train_baselines)
+        cfgs = baseline_configs(base, args.with_base)
     cfg_dir = Path(args.fig_dir) / "configs"
     cfg_dir.mkdir(parents=True, exist_ok=True)
-    first_data = None
     for name, cfg in cfgs.items():
         (cfg_dir / f"{name}.json").write_text(json.dumps(cfg, indent=1, sort_keys=True) + "\n")
         run_dir = Path(args.runs) / name
-        if first_data is not None and not (run_dir / "data").exists():
-            import shutil    # same data spec and seeds: reuse the renders (train.py checks their key)
-            shutil.copytree(first_data, run_dir / "data")
-        first_data = first_data or run_dir / "data"
+        # renders already made by another report run with the same key (train.py re-checks the key)
+        for key_file in sorted(Path(args.runs).glob("*/data/*.key.json")):
+            part = key_file.name[: -len(".key.json")]
+            dst = run_dir / "data"
+            if key_file.parent == dst or (dst / key_file.name).exists():
+                continue
+            mine = _render_key(cfg, part)
+            if mine is not None and key_file.read_text() == mine:
+                dst.mkdir(parents=True, exist_ok=True)
+                for suffix in (".spec.npy", ".truth.npy", ".key.json"):
+                    shutil.copyfile(key_file.parent / (part + suffix), dst / (part + suffix))
+                print(f"   reusing {key_file.parent / part}.* renders", flush=True)
         resume = (run_dir / "checkpoint" / "model.safetensors").is_file()
         print(f"== {name}: {plan_steps(cfg)} optimizer steps -> {run_dir} (resume={resume})", flush=True)
         t = train(cfg, run_dir, resume=resume, progress=not args.quiet)
@@ -192,7 +236,7 @@ def run(args) -> int:
     from rtmirror.models import report as R
 
     torch.set_num_threads(max(1, args.threads))
-    if args.train_baselines:
+    if args.train_baselines or args.train:
         return train_baselines(args)
     if args.out is not None:
         args.report = True

@@ -313,3 +313,40 @@ def test_runs_without_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("OK")
+
+
+# -- the shipped model on real sound ---------------------------------------------------------------
+def test_shipped_model_plays_builtin_melodies(rt):
+    """Melodies of the built-in voice through the real frontend: the shipped encoder finds the notes
+    (gate per frame) and their pitch; streamed in random chunks it gives the same controls."""
+    from rtmirror.frontend import wav2aud
+    from rtmirror.performer import events_to_frames
+    from rtmirror.synth import make_synth
+    from rtmirror.synth.melody import general_melody
+
+    space = rt.space
+    g, p = space.role_index("gate"), space.role_index("pitch")
+    lo, hi = space.controls[p].lo, space.controls[p].hi
+    synth = make_synth("builtin", space, sample_rate=rt.frontend.sample_rate)
+    gate_acc, pitch_acc = [], []
+    for seed in (101, 102, 103):
+        mel = general_melody(np.random.default_rng(seed), space, duration_s=4.0)
+        spec = wav2aud(synth.render(mel.events, mel.duration_s), rt.frontend)
+        truth = events_to_frames(mel.events, len(spec), space, rt.frame_rate)
+        pred = rt.run_full(spec)
+        on_true, on_pred = np.nan_to_num(truth[:, g]) > 0.5, pred[:, g] > 0.5
+        gate_acc.append(np.mean(on_true == on_pred))
+        both = on_true & on_pred
+        pitch_acc.append(np.mean(np.abs(pred[both, p] - truth[both, p]) * (hi - lo) < 0.5))
+        # streaming on real frames == offline, after the lookahead shift
+        rt.reset()
+        rng = np.random.default_rng(seed)
+        outs, t = [], 0
+        while t < len(spec):
+            k = int(rng.integers(1, 12))
+            outs.append(rt.step(spec[t:t + k]))
+            t += k
+        L = rt.lookahead
+        assert np.abs(np.concatenate(outs)[L:] - pred[:len(spec) - L]).max() <= TOL
+    assert np.mean(gate_acc) >= 0.85, gate_acc
+    assert np.mean(pitch_acc) >= 0.85, pitch_acc

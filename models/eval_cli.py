@@ -44,6 +44,9 @@ def add_arguments(p) -> None:
     p.add_argument("--note", action="append", default=[], help="a line for the report's 'What ran' section")
     p.add_argument("--cache-dir", default=None, help="held-out set cache (default datasets/heldout)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse cached results of unchanged checkpoints on unchanged sets (same numbers, "
+                        "datasets/heldout/results/); only the report's example melodies are re-run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--train-baselines", default=None, metavar="CONFIG",
                    help="train the baselines of a MirrorNet config (TOML or shipped name) into runs/: "
@@ -227,6 +230,26 @@ def _training_text(meta: dict) -> str:
     return ", ".join(bits)
 
 
+def _result_cache_path(args, model, set_name: str, n: int) -> Path | None:
+    """datasets/heldout/results/NAME-<weights+evaluator hash>-SET-nN.json: the summary of one
+    evaluation, valid while the checkpoint file, this evaluator and the held-out set are unchanged
+    (the set itself is verified against today's code when it is loaded)."""
+    import hashlib
+
+    from rtmirror.models import evaluate as E
+    from rtmirror.models import heldout as H
+
+    path = Path(model.info.get("path", ""))
+    weights = path / "model.safetensors" if path.is_dir() else path
+    if not weights.is_file():
+        return None
+    h = hashlib.sha256(weights.read_bytes())
+    h.update(Path(E.__file__).read_bytes())
+    h.update(json.dumps([model.frontend.to_dict(), str(model.performer)], sort_keys=True).encode())
+    base = Path(args.cache_dir) if args.cache_dir else H.default_cache_dir()
+    return base / "results" / f"{model.name}-{h.hexdigest()[:12]}-{set_name}-n{n}.json"
+
+
 def run(args) -> int:
     import numpy as np
     import torch
@@ -278,8 +301,21 @@ def run(args) -> int:
                 except (OSError, RuntimeError, ImportError, ValueError) as exc:
                     print(f"rtmirror eval: held-out set {set_name} unavailable: {exc}", file=sys.stderr)
                     continue
-            res = E.evaluate_set(model, datasets[key], keep=args.examples if args.report else 0,
-                                 progress=not args.quiet)
+            cache = _result_cache_path(args, model, set_name, n)
+            keep = args.examples if args.report else 0
+            if args.reuse and cache is not None and cache.is_file():
+                summary = json.loads(cache.read_text())
+                # the figures still need arrays: re-run only the example melodies
+                res = E.evaluate_set(model, datasets[key].subset(min(keep, n)), keep=keep, progress=False)
+                res.summary = summary
+                print(f"   (reused {cache})")
+            else:
+                res = E.evaluate_set(model, datasets[key], keep=keep, progress=not args.quiet)
+                if cache is not None:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = cache.with_name(cache.name + ".tmp")
+                    tmp.write_text(json.dumps(res.summary, allow_nan=True))
+                    os.replace(tmp, cache)
             results[name][set_name] = res.summary
             kept[(name, set_name)] = res
             s = res.summary

@@ -224,3 +224,10 @@ def test_bad_sample_rate_and_config():
         wav2aud(x, FrontendConfig(factor=-3))
     with pytest.raises(ValueError, match="mono"):
         CochlearStream().process(np.zeros((64, 2), np.float32))
+
+
+def test_generated_filter_kernels_are_current():
+    from rtmirror.frontend import make_filter_kernels
+
+    assert make_filter_kernels.OUTPUT.read_text() == make_filter_kernels.module_source(), \
+        "rtmirror/frontend/_filter_kernels.py is stale: run python -m rtmirror.frontend.make_filter_kernels"

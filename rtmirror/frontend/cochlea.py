@@ -19,14 +19,18 @@ centre frequency moves down by |shift| octaves).
 from __future__ import annotations
 
 import math
+import threading
 
+import numba
 import numpy as np
 from numba import njit
 
+from . import _filter_kernels as fk
 from .config import FrontendConfig
-from .filterbank import A0, B0, CHANNEL_LANE, LANES, MAX_ORDER, N_ACTIVE, N_FILTERS, Y0, Z0, clear_state, new_bank
+from .filterbank import CHANNEL_LANE, LANES, MAX_ORDER, N_FILTERS, N_GROUPS, ORDER_GROUPS, VECTOR, grouped_coefficients
 
 N_OUT = N_FILTERS - 1  # 128
+CHUNK = 256  # samples per filter pass; hc scratch (CHUNK, LANES) float64 = 270 kB
 HAIRCELL_TC_MS = 0.5
 # Anti-denormal guard: a +-1e-20 Nyquist-rate dither keeps every IIR state away from subnormal
 # numbers in long silences (subnormals cost ~100x per operation on x86). It is 1e-20 absolute,
@@ -49,7 +53,7 @@ def haircell_mode(factor: float) -> int:
 
 
 def _params(cfg: FrontendConfig) -> np.ndarray:
-    """Per-stream constants packed for the kernel (float64[8])."""
+    """Per-stream constants packed for the kernel (float64[9])."""
     fs = cfg.sample_rate
     mode = haircell_mode(cfg.factor)
     beta = math.exp(-1.0 / (HAIRCELL_TC_MS * 1e-3 * fs))
@@ -61,13 +65,14 @@ def _params(cfg: FrontendConfig) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def _cochlea_kernel(x, bank, lpf, h, acc, fstate, istate, params, hop, out):
+def _cochlea_kernel(x, xin, hc, b, a, z, lpf, h, acc, fstate, istate, params, hop, out):
     """Run x (n,) through the cochlea; write completed frames to out[0:n_frames]; return n_frames.
 
-    State (preallocated, updated in place): bank (BANK_SIZE,) filter coefficients + states (see
-    filterbank.py), lpf (LANES,) hair-cell low-pass, acc (128,) integrators, fstate[0] AGC power,
+    State (preallocated, updated in place): z (groups, MAX_ORDER, VECTOR) filter states,
+    lpf (LANES,) hair-cell low-pass, acc (128,) integrators, fstate[0] AGC power,
     istate = [samples into the current frame, non-finite count, samples seen (dither phase)].
-    Scratch: h (129,) this sample's hair-cell outputs in channel order.
+    Scratch: xin (CHUNK,) conditioned input, hc (CHUNK, LANES) filter outputs in lane order,
+    h (129,) one sample's hair-cell outputs in channel order. b, a: coefficients (filterbank.py).
     """
     mode = int(params[0])
     factor = params[1]
@@ -79,71 +84,134 @@ def _cochlea_kernel(x, bank, lpf, h, acc, fstate, istate, params, hop, out):
     target = params[7]
     max_gain = params[8]
     inv_hop = 1.0 / hop
-    power = fstate[0]
-    phase = istate[0]
     n_frames = 0
-    for i in range(x.shape[0]):
+    start = 0
+    while start < x.shape[0]:
+        n = min(CHUNK, x.shape[0] - start)
         # 1. input: non-finite -> 0 (counted), causal AGC, anti-denormal dither
-        v = np.float64(x[i])
-        if not np.isfinite(v):
-            v = 0.0
-            istate[1] += 1
-        if agc_on:
-            power += agc_c * (v * v - power)
-            if power < 1e-30:
-                power = 1e-30
-            if power * max_gain * max_gain <= target * target:
-                v *= max_gain
+        power = fstate[0]
+        for i in range(n):
+            v = x[start + i]
+            if not np.isfinite(v):
+                v = 0.0
+                istate[1] += 1
+            if agc_on:
+                power += agc_c * (v * v - power)
+                if power < 1e-30:
+                    power = 1e-30
+                if power * max_gain * max_gain <= target * target:
+                    v *= max_gain
+                else:
+                    v *= target / math.sqrt(power)
+            xin[i] = v + (DENORMAL_GUARD if ((istate[2] + i) & 1) == 0 else -DENORMAL_GUARD)
+        fstate[0] = power
+        istate[2] += n
+        # 2. cochlear filters: channel groups in registers, sample-inner (see make_filter_kernels.py)
+        fk.filter_order24(xin, n, b, a, z, hc, ORDER_GROUPS[7, 0], ORDER_GROUPS[7, 1])
+        fk.filter_order16(xin, n, b, a, z, hc, ORDER_GROUPS[6, 0], ORDER_GROUPS[6, 1])
+        fk.filter_order12(xin, n, b, a, z, hc, ORDER_GROUPS[5, 0], ORDER_GROUPS[5, 1])
+        fk.filter_order11(xin, n, b, a, z, hc, ORDER_GROUPS[4, 0], ORDER_GROUPS[4, 1])
+        fk.filter_order10(xin, n, b, a, z, hc, ORDER_GROUPS[3, 0], ORDER_GROUPS[3, 1])
+        fk.filter_order9(xin, n, b, a, z, hc, ORDER_GROUPS[2, 0], ORDER_GROUPS[2, 1])
+        fk.filter_order8(xin, n, b, a, z, hc, ORDER_GROUPS[1, 0], ORDER_GROUPS[1, 1])
+        fk.filter_order7(xin, n, b, a, z, hc, ORDER_GROUPS[0, 0], ORDER_GROUPS[0, 1])
+        phase = istate[0]
+        for i in range(n):
+            # 3. hair cell: nonlinearity + membrane low-pass (both skipped for linear)
+            if mode == SIGMOID:
+                for c in range(LANES):
+                    lpf[c] = 1.0 / (1.0 + math.exp(-hc[i, c] / factor)) + beta * lpf[c]
+            elif mode == STEP:
+                for c in range(LANES):
+                    lpf[c] = (1.0 if hc[i, c] > 0.0 else 0.0) + beta * lpf[c]
+            elif mode == HALF_WAVE:
+                for c in range(LANES):
+                    lpf[c] = max(hc[i, c], 0.0) + beta * lpf[c]
+            if mode == LINEAR:  # lanes -> channel order
+                for ch in range(N_FILTERS):
+                    h[ch] = hc[i, CHANNEL_LANE[ch]]
             else:
-                v *= target / math.sqrt(power)
-        v += DENORMAL_GUARD if (istate[2] & 1) == 0 else -DENORMAL_GUARD
-        istate[2] += 1
-        # 2. cochlear filters, all lanes at once, one tap row at a time
-        for c in range(LANES):
-            bank[Y0 + c] = bank[B0 + c] * v + bank[Z0 + c]
-        for k in range(1, MAX_ORDER + 1):
-            z_out = Z0 + (k - 1) * LANES
-            z_in = Z0 + k * LANES
-            b_k = B0 + k * LANES
-            a_k = A0 + k * LANES
-            for c in range(N_ACTIVE[k]):
-                bank[z_out + c] = bank[b_k + c] * v + bank[z_in + c] - bank[a_k + c] * bank[Y0 + c]
-        # 3. hair cell: nonlinearity + membrane low-pass (both skipped for linear)
-        if mode == SIGMOID:
-            for c in range(LANES):
-                lpf[c] = 1.0 / (1.0 + math.exp(-bank[Y0 + c] / factor)) + beta * lpf[c]
-        elif mode == STEP:
-            for c in range(LANES):
-                lpf[c] = (1.0 if bank[Y0 + c] > 0.0 else 0.0) + beta * lpf[c]
-        elif mode == HALF_WAVE:
-            for c in range(LANES):
-                lpf[c] = max(bank[Y0 + c], 0.0) + beta * lpf[c]
-        else:
-            for c in range(LANES):
-                lpf[c] = bank[Y0 + c]
-        for ch in range(N_FILTERS):  # lanes -> channel order
-            h[ch] = lpf[CHANNEL_LANE[ch]]
-        # 4. lateral inhibition (next-higher channel), half-wave rectification, integration
-        if leaky:
-            for ch in range(N_OUT):
-                acc[ch] = alpha * acc[ch] + max(h[ch] - h[ch + 1], 0.0)
-        else:
-            for ch in range(N_OUT):
-                acc[ch] += max(h[ch] - h[ch + 1], 0.0)
-        phase += 1
-        if phase == hop:  # the last sample of a frame: read the integrators out
-            phase = 0
+                for ch in range(N_FILTERS):
+                    h[ch] = lpf[CHANNEL_LANE[ch]]
+            # 4. lateral inhibition (next-higher channel), half-wave rectification, integration
             if leaky:
                 for ch in range(N_OUT):
-                    out[n_frames, ch] = acc[ch]
-            else:  # tc = 0: short-term average over the frame
+                    acc[ch] = alpha * acc[ch] + max(h[ch] - h[ch + 1], 0.0)
+            else:
                 for ch in range(N_OUT):
-                    out[n_frames, ch] = acc[ch] * inv_hop
-                    acc[ch] = 0.0
-            n_frames += 1
-    fstate[0] = power
-    istate[0] = phase
+                    acc[ch] += max(h[ch] - h[ch + 1], 0.0)
+            phase += 1
+            if phase == hop:  # the last sample of a frame: read the integrators out
+                phase = 0
+                if leaky:
+                    for ch in range(N_OUT):
+                        out[n_frames, ch] = acc[ch]
+                else:  # tc = 0: short-term average over the frame
+                    for ch in range(N_OUT):
+                        out[n_frames, ch] = acc[ch] * inv_hop
+                        acc[ch] = 0.0
+                n_frames += 1
+        istate[0] = phase
+        start += n
     return n_frames
+
+
+_compile_lock = threading.Lock()
+_compiled = False
+
+
+def _ensure_compiled() -> None:
+    """Compile (or load from numba's cache) the kernel (float64 input) with LLVM's
+    SLP vectorizer on: it packs the generated filters' per-lane scalars into AVX registers (numba
+    leaves SLP off by default, NUMBA_SLP_VECTORIZE). First use on a machine: ~30 s CPU, cached."""
+    global _compiled
+    if _compiled:
+        return
+    with _compile_lock:
+        if _compiled:
+            return
+        old = numba.core.config.SLP_VECTORIZE
+        numba.core.config.SLP_VECTORIZE = 1
+        try:
+            state = _CochleaState(FrontendConfig(normalization="none"), compile=False)
+            state.run(np.zeros(4), np.zeros((1, N_OUT), np.float32))
+        finally:
+            numba.core.config.SLP_VECTORIZE = old
+        _compiled = True
+
+
+class _CochleaState:
+    """Preallocated kernel state for one configuration."""
+
+    def __init__(self, cfg: FrontendConfig, compile: bool = True):
+        haircell_mode(cfg.factor)
+        if compile:
+            _ensure_compiled()
+        self.cfg = cfg
+        self.params = _params(cfg)
+        self.b, self.a = grouped_coefficients()
+        self.z = np.zeros((N_GROUPS, MAX_ORDER, VECTOR))
+        self.lpf = np.zeros(LANES)
+        self.h = np.zeros(N_FILTERS)
+        self.acc = np.zeros(N_OUT)
+        self.fstate = np.zeros(1)
+        self.istate = np.zeros(3, dtype=np.int64)
+        self.xin = np.zeros(CHUNK)
+        self.hc = np.zeros((CHUNK, LANES))
+        self.reset()
+
+    def reset(self) -> None:
+        self.z[:] = 0.0
+        self.lpf[:] = 0.0
+        self.acc[:] = 0.0
+        # AGC starts at the target level (gain 1), not at silence (which would start at max gain)
+        self.fstate[0] = self.cfg.agc_target_rms ** 2
+        self.istate[:] = 0
+
+    def run(self, x: np.ndarray, out: np.ndarray) -> int:
+        """x: (n,) C-contiguous float64."""
+        return _cochlea_kernel(x, self.xin, self.hc, self.b, self.a, self.z, self.lpf, self.h, self.acc,
+                               self.fstate, self.istate, self.params, self.cfg.hop, out)
 
 
 def check_signal(x, what: str = "x", allow_empty: bool = False, allow_nonfinite: bool = False) -> np.ndarray:
@@ -170,34 +238,6 @@ def check_sample_rate(sr, what: str = "sample rate") -> int:
             or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
         raise ValueError(f"{what} must be an integer in [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz, got {sr!r}")
     return int(sr)
-
-
-class _CochleaState:
-    """Preallocated kernel state for one configuration."""
-
-    def __init__(self, cfg: FrontendConfig):
-        haircell_mode(cfg.factor)
-        self.cfg = cfg
-        self.params = _params(cfg)
-        self.bank = new_bank()
-        self.lpf = np.zeros(LANES)
-        self.h = np.zeros(N_FILTERS)
-        self.acc = np.zeros(N_OUT)
-        self.fstate = np.zeros(1)
-        self.istate = np.zeros(3, dtype=np.int64)
-        self.reset()
-
-    def reset(self) -> None:
-        clear_state(self.bank)
-        self.lpf[:] = 0.0
-        self.acc[:] = 0.0
-        # AGC starts at the target level (gain 1), not at silence (which would start at max gain)
-        self.fstate[0] = self.cfg.agc_target_rms ** 2
-        self.istate[:] = 0
-
-    def run(self, x: np.ndarray, out: np.ndarray) -> int:
-        return _cochlea_kernel(x, self.bank, self.lpf, self.h, self.acc, self.fstate, self.istate,
-                               self.params, self.cfg.hop, out)
 
 
 def unitseq(x: np.ndarray) -> np.ndarray:
@@ -227,7 +267,7 @@ def wav2aud(x, cfg: FrontendConfig | None = None, sr: int | None = None) -> np.n
         x = unitseq(x)
     state = _CochleaState(cfg)
     out = np.zeros((x.shape[0] // cfg.hop, N_OUT), dtype=np.float32)
-    n = state.run(np.ascontiguousarray(x), out)
+    n = state.run(np.ascontiguousarray(x, dtype=np.float64), out)
     assert n == out.shape[0]
     return out
 
@@ -257,6 +297,7 @@ class CochlearStream:
         self.cfg = cfg
         self._state = _CochleaState(cfg)
         self._out = np.zeros((4, N_OUT), dtype=np.float32)
+        self._in = np.zeros(1024)  # float64 copy of the current block
 
     @property
     def sample_rate(self) -> int:
@@ -275,16 +316,18 @@ class CochlearStream:
         self._state.reset()
 
     def process(self, block, copy: bool = False) -> np.ndarray:
+        """block (n,) float32/float64, any n >= 0 -> (frames completed by it, 128) float32 view."""
         block = np.asarray(block)
-        if block.dtype != np.float32 and block.dtype != np.float64:
-            block = check_signal(block, "block", allow_empty=True, allow_nonfinite=True).astype(np.float64)
-        if block.ndim != 1:
-            check_signal(block, "block", allow_empty=True, allow_nonfinite=True)
-        if not block.flags.c_contiguous:
-            block = np.ascontiguousarray(block)
-        capacity = (self._state.istate[0] + block.shape[0]) // self.cfg.hop
+        if block.ndim != 1 or block.dtype.kind != "f":
+            block = check_signal(block, "block", allow_empty=True, allow_nonfinite=True)
+        n_in = block.shape[0]
+        if n_in > self._in.shape[0]:  # grows to the largest block seen, then stays
+            self._in = np.zeros(max(n_in, 2 * self._in.shape[0]))
+        x = self._in[:n_in]
+        np.copyto(x, block)  # float32 -> float64 without a temporary
+        capacity = (self._state.istate[0] + n_in) // self.cfg.hop
         if capacity > self._out.shape[0]:
             self._out = np.zeros((max(capacity, 2 * self._out.shape[0]), N_OUT), dtype=np.float32)
-        n = self._state.run(block, self._out) if block.shape[0] else 0
+        n = self._state.run(x, self._out) if n_in else 0
         frames = self._out[:n]
         return frames.copy() if copy else frames

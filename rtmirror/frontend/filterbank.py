@@ -1,21 +1,14 @@
 """The NSL cochlear filter table, loaded from the package and laid out for the Numba kernel.
 
-The kernel advances all 129 channel filters one sample at a time, vectorized ACROSS channels
-(each channel's recursion is independent; LLVM's loop vectorizer turns the channel loops into
-AVX2 code). Transposed direct form II, float64, per tap k (1 <= k <= order):
+Channels are sorted by filter order (descending) into lanes, and the lanes cut into groups of
+VECTOR (one SIMD register of float64). A group runs at the order of its highest-order channel,
+padded up to the next entry of ORDERS; zero-padded taps leave their state at 0, so padding
+changes nothing. Transposed direct form II in float64, as scipy.signal.lfilter / MATLAB filter:
 
     y       = b[0] v + z[0]
-    z[k-1]  = b[k] v + z[k] - a[k] y          (z[order] == 0)
+    z[k-1]  = b[k] v + z[k] - a[k] y        k = 1..order, z[order] = 0
 
-To waste no lanes, channels are sorted by filter order (descending) into "lanes": tap k then only
-runs over the first n_active[k] lanes (rounded up to the vector width). Everything the filters
-touch lives in ONE flat float64 array at compile-time-constant offsets, so LLVM can prove the
-rows independent and needs no runtime alias checks:
-
-    bank[B0 + k*LANES + lane]   numerator b[k]        k = 0..MAX_ORDER
-    bank[A0 + k*LANES + lane]   denominator a[k]      (a[0] == 1, unused)
-    bank[Z0 + k*LANES + lane]   filter state z[k]     (row MAX_ORDER stays 0)
-    bank[Y0 + lane]             this sample's filter output y
+Arrays (float64): b, a (groups, MAX_ORDER + 1, VECTOR); state z (groups, MAX_ORDER, VECTOR).
 """
 from __future__ import annotations
 
@@ -24,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._filter_kernels import ORDERS, VECTOR
+
 TABLE_PATH = Path(__file__).with_name("cochba.npz")
 N_FILTERS = 129  # the table's channels; lateral inhibition leaves 128
-VECTOR = 4  # float64 lanes per AVX2 register: lane counts are padded to this
 
 
 @lru_cache(maxsize=1)
@@ -56,37 +50,40 @@ def center_frequencies(shift: int = 0) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.arange(N_FILTERS) - 31) / 24.0 + shift)
 
 
-_ORDERS = np.array([channel_order(k) for k in range(N_FILTERS)])
-MAX_ORDER = int(_ORDERS.max())
-LANES = -(-N_FILTERS // VECTOR) * VECTOR  # 132
-LANE_CHANNEL = np.full(LANES, -1, dtype=np.int64)  # (LANES,) channel in each lane, -1 = padding
-LANE_CHANNEL[:N_FILTERS] = np.argsort(-_ORDERS, kind="stable")
-CHANNEL_LANE = np.argsort(LANE_CHANNEL[:N_FILTERS])  # (129,) lane of each channel
-_LANE_ORDER = np.where(LANE_CHANNEL >= 0, _ORDERS[LANE_CHANNEL], 0)
-# (MAX_ORDER + 1,) lanes that tap k must run over (a prefix, orders descend along the lanes)
-N_ACTIVE = np.array([min(LANES, -(-int((_LANE_ORDER >= k).sum()) // VECTOR) * VECTOR)
-                     for k in range(MAX_ORDER + 1)], dtype=np.int64)
-B0 = 0
-A0 = B0 + (MAX_ORDER + 1) * LANES
-Z0 = A0 + (MAX_ORDER + 1) * LANES
-Y0 = Z0 + (MAX_ORDER + 1) * LANES
-BANK_SIZE = Y0 + LANES
-for _arr in (LANE_CHANNEL, CHANNEL_LANE, N_ACTIVE):
+def _layout():
+    orders = np.array([channel_order(k) for k in range(N_FILTERS)])
+    lanes = -(-N_FILTERS // VECTOR) * VECTOR
+    lane_channel = np.full(lanes, -1, dtype=np.int64)
+    lane_channel[:N_FILTERS] = np.argsort(-orders, kind="stable")
+    lane_order = np.where(lane_channel >= 0, orders[lane_channel], 0)
+    group_order = lane_order.reshape(-1, VECTOR).max(axis=1)  # descending
+    if group_order.max() > max(ORDERS):
+        raise ValueError(f"filter order {group_order.max()} exceeds the generated kernels {ORDERS}")
+    # (len(ORDERS), 2) group range [g0, g1) run by the kernel of each order
+    padded = np.array([min(o for o in ORDERS if o >= k) for k in group_order])
+    ranges = np.array([[np.searchsorted(-padded, -o, side="left"), np.searchsorted(-padded, -o, side="right")]
+                       for o in ORDERS], dtype=np.int64)
+    return lanes, lane_channel, np.argsort(lane_channel[:N_FILTERS]), int(orders.max()), ranges
+
+
+LANES, LANE_CHANNEL, CHANNEL_LANE, MAX_ORDER, ORDER_GROUPS = _layout()
+N_GROUPS = LANES // VECTOR
+for _arr in (LANE_CHANNEL, CHANNEL_LANE, ORDER_GROUPS):
     _arr.setflags(write=False)
 
 
-def new_bank() -> np.ndarray:
-    """A fresh (BANK_SIZE,) float64 bank: coefficients filled in, states zero."""
-    bank = np.zeros(BANK_SIZE)
+@lru_cache(maxsize=1)
+def grouped_coefficients() -> tuple[np.ndarray, np.ndarray]:
+    """(b, a), each (groups, MAX_ORDER + 1, VECTOR) float64, normalized so a[..., 0, :] == 1."""
+    b = np.zeros((N_GROUPS, MAX_ORDER + 1, VECTOR))
+    a = np.zeros((N_GROUPS, MAX_ORDER + 1, VECTOR))
     for lane, ch in enumerate(LANE_CHANNEL):
         if ch < 0:
             continue
-        b, a = channel_filter(int(ch))
-        taps = np.arange(len(b)) * LANES + lane
-        bank[B0 + taps] = b / a[0]
-        bank[A0 + taps] = a / a[0]
-    return bank
-
-
-def clear_state(bank: np.ndarray) -> None:
-    bank[Z0:] = 0.0
+        bk, ak = channel_filter(int(ch))
+        g, l = divmod(lane, VECTOR)
+        b[g, :len(bk), l] = bk / ak[0]
+        a[g, :len(ak), l] = ak / ak[0]
+    b.setflags(write=False)
+    a.setflags(write=False)
+    return b, a

@@ -231,3 +231,17 @@ def test_generated_filter_kernels_are_current():
 
     assert make_filter_kernels.OUTPUT.read_text() == make_filter_kernels.module_source(), \
         "rtmirror/frontend/_filter_kernels.py is stale: run python -m rtmirror.frontend.make_filter_kernels"
+
+
+def test_group_delay_report_matches_scipy():
+    from scipy.signal import group_delay
+
+    from rtmirror.frontend.filterbank import center_frequencies, group_delay_samples
+
+    cfg = FrontendConfig()
+    reported = CochlearStream(cfg).group_delay_s
+    assert reported.shape == (128,)
+    for ch in (0, 20, 64, 127):
+        _, gd = group_delay(channel_filter(ch), w=[center_frequencies(cfg.shift)[ch]], fs=cfg.sample_rate)
+        assert abs(reported[ch] * cfg.sample_rate - gd[0]) < 1e-4 * gd[0]
+    assert np.all(np.diff(group_delay_samples()[:128]) < 0.5)  # broadly: lower CF, longer delay

@@ -27,7 +27,7 @@ from numba import njit
 
 from . import _filter_kernels as fk
 from .config import FrontendConfig
-from .filterbank import CHANNEL_LANE, LANES, MAX_ORDER, N_FILTERS, N_GROUPS, ORDER_GROUPS, VECTOR, grouped_coefficients
+from .filterbank import CHANNEL_LANE, group_delay_samples, LANES, MAX_ORDER, N_FILTERS, N_GROUPS, ORDER_GROUPS, VECTOR, grouped_coefficients
 
 N_OUT = N_FILTERS - 1  # 128
 CHUNK = 256  # samples per filter pass; hc scratch (CHUNK, LANES) float64 = 270 kB
@@ -280,8 +280,9 @@ class CochlearStream:
     it (or pass copy=True). The buffer grows only when a block longer than any before arrives.
 
     Latency: a frame is emitted with the last sample of its hop, so there is no buffering delay
-    (delay_samples = 0); the cochlear filters and the leaky integrator (time constant tc) add the
-    usual frequency-dependent smoothing delay of the model itself, identical offline.
+    (delay_samples = 0). The model itself smooths, identically offline: `group_delay_s` (128,)
+    is each cochlear filter's group delay at its CF (longest at low CF: ~19 ms at 180 Hz at 16 kHz, ~38 ms at 90 Hz at 8 kHz),
+    and the leaky integrator averages over about tc_ms.
 
     Non-finite samples are replaced by 0 and counted in `nonfinite_count`; they never reach the
     filter state. "unitseq" normalization needs the whole signal and is refused here.
@@ -306,6 +307,11 @@ class CochlearStream:
     @property
     def hop(self) -> int:
         return self.cfg.hop
+
+    @property
+    def group_delay_s(self) -> np.ndarray:
+        """(128,) cochlear filter group delay at each output channel's CF, in seconds."""
+        return group_delay_samples()[:N_OUT] / self.cfg.sample_rate
 
     @property
     def nonfinite_count(self) -> int:

@@ -38,6 +38,12 @@ class FrontendConfig:
             raise ValueError(f"frame_ms must give at least one sample per frame, got {self.frame_ms!r}")
         if self.tc_ms < 0:
             raise ValueError(f"tc_ms must be >= 0, got {self.tc_ms!r}")
+        if not (self.factor > 0 or self.factor in (0, -1, -2)):
+            raise ValueError(f"factor must be > 0 (sigmoid), 0 (step), -1 (half-wave) or -2 (linear), "
+                             f"got {self.factor!r}")
+        if not (self.agc_tau_s > 0 and self.agc_target_rms > 0 and self.agc_max_gain >= 1):
+            raise ValueError("agc needs agc_tau_s > 0, agc_target_rms > 0 and agc_max_gain >= 1, got "
+                             f"{self.agc_tau_s!r}, {self.agc_target_rms!r}, {self.agc_max_gain!r}")
 
     @property
     def sample_rate(self) -> int:

@@ -50,6 +50,24 @@ def center_frequencies(shift: int = 0) -> np.ndarray:
     return 440.0 * 2.0 ** ((np.arange(N_FILTERS) - 31) / 24.0 + shift)
 
 
+@lru_cache(maxsize=1)
+def group_delay_samples() -> np.ndarray:
+    """(129,) group delay of each cochlear filter at its own CF, in samples (at any shift: the
+    table is the same, only the sample rate changes). -d(phase)/d(omega) of B/A, evaluated as
+    Re(sum k c_k e^{-jwk} / sum c_k e^{-jwk}) for the numerator minus the same for the denominator."""
+    omega = 2 * np.pi * center_frequencies(0) / 16000.0  # CF in radians per sample
+    delays = np.empty(N_FILTERS)
+    for ch in range(N_FILTERS):
+        total = 0.0
+        for sign, coeffs in ((1.0, channel_filter(ch)[0]), (-1.0, channel_filter(ch)[1])):
+            k = np.arange(len(coeffs))
+            phasor = np.exp(-1j * omega[ch] * k)
+            total += sign * np.real(np.sum(k * coeffs * phasor) / np.sum(coeffs * phasor))
+        delays[ch] = total
+    delays.setflags(write=False)
+    return delays
+
+
 def _layout():
     orders = np.array([channel_order(k) for k in range(N_FILTERS)])
     lanes = -(-N_FILTERS // VECTOR) * VECTOR

@@ -252,7 +252,8 @@ def is_current(ds: HeldoutSet, probes: int = 2) -> bool:
     hop_rate = ds.truth.shape[1] / ds.duration_s
     for i in range(min(probes, len(ds))):
         x, frames, _ = render_melody(ds.name, i, space, synth, ds.sample_rate, hop_rate)
-        if x.shape != ds.audio[i].shape or not np.allclose(x, ds.audio[i], rtol=0, atol=1e-5):
+        # atol: FluidSynth dithers its int16 output from a process-wide sequence (+-1 LSB = 3e-5)
+        if x.shape != ds.audio[i].shape or not np.allclose(x, ds.audio[i], rtol=0, atol=1e-4):
             return False
         if frames.shape != ds.truth[i].shape or not np.array_equal(frames, ds.truth[i]):
             return False

@@ -159,7 +159,7 @@ def test_fluidsynth_piano_plays_the_right_pitch(note):
     x = piano.render(ev, 1.0)
     assert x.shape == (44100,) and x.dtype == np.float32 and np.all(np.isfinite(x))
     assert np.abs(x[:4000]).max() < 1e-3 < np.abs(x[4500:8000]).max()   # silent until the note-on
-    assert np.array_equal(x, piano.render(ev, 1.0))                       # reproducible
+    assert np.abs(x - piano.render(ev, 1.0)).max() < 1e-4                 # reproducible (up to int16 dither)
     y = soxr.resample(x, 44100, 8000)
     f0 = _f0_autocorr(y[1000:3000].astype(np.float64), 8000)
     expected = 440.0 * 2 ** ((note - 69) / 12)

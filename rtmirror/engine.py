@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtmirror.events import NOTE_OFF, NOTE_ON, Event, sorted_events
+from rtmirror.events import NOTE_OFF, NOTE_ON, Event
 from rtmirror.frontend.config import FrontendConfig
 from rtmirror.snapshot import Snapshot
 
@@ -267,7 +267,7 @@ class Engine:
             pass
 
     def _emit(self, r: BlockResult) -> None:
-        events = sorted_events(r.events) if len(r.events) > 1 else r.events
+        events = r.events   # already in send order (frames in sequence; legato puts note-on first)
         msgs = self.midi.send_frames(events, r.times) if self.midi is not None else []
         if self.csv is not None:
             self.csv.write(r.times, r.controls)

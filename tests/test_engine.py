@@ -289,3 +289,19 @@ def test_stalled_input_is_reported(probe):
     back = eng.snapshot.message
     eng.stop()
     assert back == "audio input is back" and eng.error is None
+
+
+def test_legato_order_survives_the_engine(probe, melody_audio):
+    """--legato: on a pitch change the new note-on goes out before the old note-off (a mono
+    synth slides), and every note is still closed."""
+    from rtmirror.performer import PerformerConfig
+    audio, _ = melody_audio
+    runtime = EncoderRuntime(probe)
+    eng = Engine(runtime, FileInput(audio, SR, block=128, realtime=False), MidiOut(MidiEncoder(runtime.space), []),
+                 cfg=EngineConfig(max_backlog_s=None, record=True), performer_cfg=PerformerConfig(legato=True))
+    assert eng.run() == 0
+    msgs = [m for _, m in eng.messages]
+    slides = [i for i in range(len(msgs) - 1)
+              if msgs[i][0] == 0x90 and msgs[i + 1][0] == 0x80 and msgs[i][1] != msgs[i + 1][1]]
+    assert slides
+    assert balanced(eng.messages)

@@ -13,7 +13,8 @@ Metrics (per melody, pooled per set by `summarize`):
   * per-control Pearson r and MAE (normalized units) against the truth, pooled over the set:
     continuous knobs frame by frame over voiced frames; latched knobs (ENV1 Attack/Decay, a synth
     reads them at note-on) and velocity per matched note: the value the Performer sent with the
-    estimated note-on against the true note's value;
+    estimated note-on against the true note's value; for latched knobs also "NAME (note mean)":
+    the encoder's mean over each true note against its value (hindsight, not playable live);
   * resynthesis similarity: Pearson correlation between the input's auditory spectrogram and the
     spectrogram of the built-in voice playing the inferred events, over all (frame, channel)
     cells, mean over melodies ("resynth_corr", linear spectrograms as wav2aud gives them).
@@ -284,6 +285,9 @@ def evaluate_set(model: Model, heldout, *, keep: int = 0, batch: int = 16, resyn
     scored = [c.name for c in model.space.knobs if c.name in heldout.truth_knobs]
     latched = {c.name for c in model.space.knobs if c.latch}
     pooled = {name: ([], []) for name in scored}
+    # latched knobs in hindsight: the encoder's mean over each true note (what it comes to believe
+    # once it has heard the note, which a synth latching at note-on cannot use)
+    hindsight = {f"{name} (note mean)": ([], []) for name in scored if name in latched}
     vel_model, vel_set = model.space.role_index("velocity"), set_space.role_index("velocity")
     vel_pairs: tuple[list, list] = ([], [])
 
@@ -314,6 +318,11 @@ def evaluate_set(model: Model, heldout, *, keep: int = 0, batch: int = 16, resyn
                         if math.isfinite(sent[b]):
                             pooled[name][0].append(sent[b])
                             pooled[name][1].append(truth[ref_on_frames[a], k_s])
+                    for a, (on, off) in enumerate(ref_iv):
+                        f0, f1 = ref_on_frames[a], int(round(off * frame_rate))
+                        if f1 > f0:
+                            hindsight[f"{name} (note mean)"][0].append(float(est[f0:f1, k_m].mean()))
+                            hindsight[f"{name} (note mean)"][1].append(float(truth[f0, k_s]))
                 else:
                     pooled[name][0].extend(est[voiced, k_m])
                     pooled[name][1].extend(truth[voiced, k_s])
@@ -336,7 +345,7 @@ def evaluate_set(model: Model, heldout, *, keep: int = 0, batch: int = 16, resyn
                 audio if keep_this else None))
             bar.update(1)
     bar.close()
-    summary = summarize(results, pooled, vel_pairs if heldout.truth_velocity else None)
+    summary = summarize(results, {**pooled, **hindsight}, vel_pairs if heldout.truth_velocity else None)
     summary["n_melodies"] = n
     return SetResult(model.name, heldout.name, summary, results)
 

@@ -212,6 +212,7 @@ def test_runner_oracle_scores_perfectly(exp1_small):
         assert s["controls"][name]["r"] == pytest.approx(1.0, abs=1e-6), name
         assert s["controls"][name]["mae"] < 1e-6, name
     assert s["controls"]["ENV1: Attack"]["n"] == 15            # per note: 3 melodies x 5 notes
+    assert s["controls"]["ENV1: Decay (note mean)"]["r"] == pytest.approx(1.0, abs=1e-6)
     assert s["resynth_corr"] > 0.95                            # the same synth plays the same notes
     assert res.melodies[0].est_frames is not None and res.melodies[1].est_frames is None
 

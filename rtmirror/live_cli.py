@@ -77,12 +77,18 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     if opts.record:
         outputs.append(MidiFileRecorder(opts.record))
     midi = MidiOut(encoder, outputs)
-    csv = ControlsCsv(opts.controls_csv, runtime.space.names) if opts.controls_csv else None
-    source = make_source(opts)
-    cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
-                       stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
-    engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
-                    performer_cfg=performer_config(opts.pitch_bend, opts.legato, cc_map))
+    try:
+        csv = ControlsCsv(opts.controls_csv, runtime.space.names) if opts.controls_csv else None
+        source = make_source(opts)
+        cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
+                           stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
+        engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
+                        performer_cfg=performer_config(opts.pitch_bend, opts.legato, cc_map))
+    except BaseException:
+        for o in outputs:          # nothing was sent; close the port, write no file
+            if not isinstance(o, MidiFileRecorder):
+                o.close()
+        raise
     engine.description = (f"{getattr(source, 'device_name', opts.wav)} @ {source.sample_rate} Hz -> "
                           f"{port_desc}, channel {opts.channel}, model {runtime.path.name} "
                           f"({len(runtime.space)} controls, lookahead {runtime.lookahead})")

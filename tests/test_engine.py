@@ -305,3 +305,20 @@ def test_legato_order_survives_the_engine(probe, melody_audio):
               if msgs[i][0] == 0x90 and msgs[i + 1][0] == 0x80 and msgs[i][1] != msgs[i + 1][1]]
     assert slides
     assert balanced(eng.messages)
+
+
+def test_model_trained_on_an_offline_only_frontend_is_refused(tmp_path, capsys):
+    """A manifest whose frontend cannot stream (unitseq z-scores the whole file) is refused by
+    `live` and `file` with the reason, before any audio or MIDI is opened."""
+    import soundfile as sf
+
+    from rtmirror.cli import main
+    fcfg = FrontendConfig(normalization="unitseq").to_dict()
+    model = write_probe_model(tmp_path / "unitseq.onnx", frontend=fcfg)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, np.zeros(SR, np.float32), SR)
+    assert main(["file", str(wav), "-o", str(tmp_path / "x.mid"), "--model", str(model)]) == 2
+    assert "offline-only" in capsys.readouterr().err
+    assert main(["live", "--no-gui", "--wav", str(wav), "--model", str(model)]) == 2
+    assert "offline-only" in capsys.readouterr().err
+    assert not (tmp_path / "x.mid").exists()

@@ -82,8 +82,8 @@ DEFAULTS: dict = {
     "checkpoint": {"minutes": 3.0},
 }
 
-CSV_COLUMNS = ["wall_s", "phase", "round", "epoch", "step", "lr", "loss", "loss_sup", "loss_gate",
-               "loss_pitch", "loss_knobs", "gap_before", "gap_after", "val_loss_mirror",
+CSV_COLUMNS = ["wall_s", "phase", "round", "epoch", "step", "lr", "loss", "loss_mirror", "loss_sup",
+               "loss_gate", "loss_pitch", "loss_knobs", "gap_before", "gap_after", "val_loss_mirror",
                "val_pitch_acc", "val_gate_acc", "val_knob_mae"]
 
 
@@ -370,6 +370,7 @@ class Trainer:
                 controls, _ = self._encode_train(x)
                 w = self.warm
                 loss = spectrogram_loss(self.decoder(controls)[:, :, w:], self._c(x)[:, :, w:])
+                mirror_part = float(loss.detach())
                 sw = float(m["encoder_sup_weight"])
                 if sw > 0:
                     ri = rng.integers(0, len(self.random[0]), len(idx))
@@ -378,6 +379,7 @@ class Trainer:
                                                 self._t(self._crop(self.random[1], ri, ro, crop)))
                     loss = loss + sw * sup
                 self._apply(loss, self.opt_e, self.encoder.parameters())
+                parts["mirror"] = mirror_part
             parts["loss"] = float(loss.detach())
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -531,7 +533,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 stats = self.run_epoch(pi, phase, rnd, epoch)
                 row = {"phase": phase, "round": rnd, "epoch": epoch, "lr": (self.opt_d if "decoder" in phase else self.opt_e).param_groups[0]["lr"],
-                       **{("loss_" + k if k in ("sup", "gate", "pitch", "knobs") else k): v for k, v in stats.items()}}
+                       **{("loss_" + k if k in ("sup", "gate", "pitch", "knobs", "mirror") else k): v for k, v in stats.items()}}
                 final = epoch == n_epochs - 1
                 if final:
                     if phase == "decoder":
@@ -597,7 +599,7 @@ def plot_metrics(csv_path: Path, png_path: Path) -> None:
         pts = [(col(r, "step"), col(r, "loss")) for r in rows if r["phase"] == phase]
         if pts:
             ax.plot(*zip(*pts), ".-", label=f"{phase} loss")
-    for k in ("gap_before", "gap_after", "val_loss_mirror"):
+    for k in ("loss_mirror", "gap_before", "gap_after", "val_loss_mirror"):
         pts = [(col(r, "step"), col(r, k)) for r in rows if math.isfinite(col(r, k))]
         if pts:
             ax.plot(*zip(*pts), "o--", label=k)

@@ -20,7 +20,13 @@ def add_arguments(p) -> None:
 
 
 def ship(run_dir: str | Path, dest: str | Path) -> Path:
-    """Copy a finished run's model (no optimizer state), config, metrics and plot to dest."""
+    """Copy a run's model (no optimizer state), config, metrics and plot to dest, plus summary.json
+    (training wall time, steps, the last validation numbers, the machine)."""
+    import csv
+    import json
+    import os
+    import platform
+
     from .checkpoint import CONFIG_FILE, MODEL_FILE
 
     run_dir, dest = Path(run_dir), Path(dest)
@@ -32,6 +38,20 @@ def ship(run_dir: str | Path, dest: str | Path) -> Path:
             tmp = dest / (name + ".tmp")
             shutil.copyfile(src, tmp)
             tmp.replace(dest / name)
+    meta = json.loads((ck / CONFIG_FILE).read_text())
+    last_val: dict = {}
+    if (run_dir / "metrics.csv").is_file():
+        with open(run_dir / "metrics.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("val_pitch_acc"):
+                    last_val = {k: float(v) for k, v in row.items() if k.startswith("val_") and v}
+    summary = {"progress": meta.get("progress"), "train_config_hash": meta.get("train_config_hash"),
+               "train_time_min": round(float(meta.get("progress", {}).get("train_time_s", 0.0)) / 60, 1),
+               "last_validation": last_val,
+               "machine": f"{platform.machine()} {os.cpu_count()} cores (shared), {platform.platform()}",
+               "torch_threads": meta.get("train_config", {}).get("threads")}
+    (dest / "summary.json.tmp").write_text(json.dumps(summary, indent=1) + "\n")
+    (dest / "summary.json.tmp").replace(dest / "summary.json")
     return dest
 
 

@@ -8,11 +8,12 @@ ORDERS = (7, 8, 9, 10, 11, 12, 16, 24)
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order7(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 7) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order7(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 7) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -54,10 +55,10 @@ def filter_order7(xin, n, b, a, z, hc, g0, g1):
             z6_1 = bg[7, 1] * v - ag[7, 1] * y1
             z6_2 = bg[7, 2] * v - ag[7, 2] * y2
             z6_3 = bg[7, 3] * v - ag[7, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
@@ -68,11 +69,12 @@ def filter_order7(xin, n, b, a, z, hc, g0, g1):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order8(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 8) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order8(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 8) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -119,10 +121,10 @@ def filter_order8(xin, n, b, a, z, hc, g0, g1):
             z7_1 = bg[8, 1] * v - ag[8, 1] * y1
             z7_2 = bg[8, 2] * v - ag[8, 2] * y2
             z7_3 = bg[8, 3] * v - ag[8, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
@@ -134,11 +136,12 @@ def filter_order8(xin, n, b, a, z, hc, g0, g1):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order9(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 9) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order9(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 9) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -190,10 +193,10 @@ def filter_order9(xin, n, b, a, z, hc, g0, g1):
             z8_1 = bg[9, 1] * v - ag[9, 1] * y1
             z8_2 = bg[9, 2] * v - ag[9, 2] * y2
             z8_3 = bg[9, 3] * v - ag[9, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
@@ -206,11 +209,12 @@ def filter_order9(xin, n, b, a, z, hc, g0, g1):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order10(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 10) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order10(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 10) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -267,10 +271,10 @@ def filter_order10(xin, n, b, a, z, hc, g0, g1):
             z9_1 = bg[10, 1] * v - ag[10, 1] * y1
             z9_2 = bg[10, 2] * v - ag[10, 2] * y2
             z9_3 = bg[10, 3] * v - ag[10, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
@@ -284,11 +288,12 @@ def filter_order10(xin, n, b, a, z, hc, g0, g1):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order11(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 11) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order11(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 11) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -350,10 +355,10 @@ def filter_order11(xin, n, b, a, z, hc, g0, g1):
             z10_1 = bg[11, 1] * v - ag[11, 1] * y1
             z10_2 = bg[11, 2] * v - ag[11, 2] * y2
             z10_3 = bg[11, 3] * v - ag[11, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
@@ -368,11 +373,12 @@ def filter_order11(xin, n, b, a, z, hc, g0, g1):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order12(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 12) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order12(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 12) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -439,10 +445,10 @@ def filter_order12(xin, n, b, a, z, hc, g0, g1):
             z11_1 = bg[12, 1] * v - ag[12, 1] * y1
             z11_2 = bg[12, 2] * v - ag[12, 2] * y2
             z11_3 = bg[12, 3] * v - ag[12, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
@@ -458,11 +464,12 @@ def filter_order12(xin, n, b, a, z, hc, g0, g1):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order16(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 16) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order16(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 16) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -549,10 +556,10 @@ def filter_order16(xin, n, b, a, z, hc, g0, g1):
             z15_1 = bg[16, 1] * v - ag[16, 1] * y1
             z15_2 = bg[16, 2] * v - ag[16, 2] * y2
             z15_3 = bg[16, 3] * v - ag[16, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
@@ -572,11 +579,12 @@ def filter_order16(xin, n, b, a, z, hc, g0, g1):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order24(xin, n, b, a, z, hc, g0, g1):
-    """Groups g0..g1-1 (order <= 24) over xin[:n]; outputs to hc[:n, lanes]."""
+def filter_order24(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 24) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps, VECTOR)
         ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
         z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
         z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
         z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
@@ -703,10 +711,10 @@ def filter_order24(xin, n, b, a, z, hc, g0, g1):
             z23_1 = bg[24, 1] * v - ag[24, 1] * y1
             z23_2 = bg[24, 2] * v - ag[24, 2] * y2
             z23_3 = bg[24, 3] * v - ag[24, 3] * y3
-            hc[i, g * 4 + 0] = y0
-            hc[i, g * 4 + 1] = y1
-            hc[i, g * 4 + 2] = y2
-            hc[i, g * 4 + 3] = y3
+            hc[i, c0] = y0
+            hc[i, c1] = y1
+            hc[i, c2] = y2
+            hc[i, c3] = y3
         z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
         z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
         z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3

@@ -27,10 +27,11 @@ from numba import njit
 
 from . import _filter_kernels as fk
 from .config import FrontendConfig
-from .filterbank import CHANNEL_LANE, group_delay_samples, LANES, MAX_ORDER, N_FILTERS, N_GROUPS, ORDER_GROUPS, VECTOR, grouped_coefficients
+from .filterbank import (MAX_ORDER, N_FILTERS, N_GROUPS, ORDER_GROUPS, OUT_COLUMN, VECTOR, group_delay_samples,
+                         grouped_coefficients)
 
 N_OUT = N_FILTERS - 1  # 128
-CHUNK = 256  # samples per filter pass; hc scratch (CHUNK, LANES) float64 = 270 kB
+CHUNK = 256  # samples per filter pass; hc scratch (CHUNK, 130) float64 = 266 kB
 HAIRCELL_TC_MS = 0.5
 # Anti-denormal guard: a +-1e-20 Nyquist-rate dither keeps every IIR state away from subnormal
 # numbers in long silences (subnormals cost ~100x per operation on x86). It is 1e-20 absolute,
@@ -65,14 +66,14 @@ def _params(cfg: FrontendConfig) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def _cochlea_kernel(x, xin, hc, b, a, z, lpf, h, acc, fstate, istate, params, hop, out):
-    """Run x (n,) through the cochlea; write completed frames to out[0:n_frames]; return n_frames.
+def _cochlea_kernel(x, xin, hc, b, a, z, lpf, acc, fstate, istate, params, hop, out):
+    """Run x (n,) float64 through the cochlea; write completed frames to out[:n_frames]; return n_frames.
 
     State (preallocated, updated in place): z (groups, MAX_ORDER, VECTOR) filter states,
-    lpf (LANES,) hair-cell low-pass, acc (128,) integrators, fstate[0] AGC power,
+    lpf (129,) hair-cell low-pass, acc (128,) integrators, fstate[0] AGC power,
     istate = [samples into the current frame, non-finite count, samples seen (dither phase)].
-    Scratch: xin (CHUNK,) conditioned input, hc (CHUNK, LANES) filter outputs in lane order,
-    h (129,) one sample's hair-cell outputs in channel order. b, a: coefficients (filterbank.py).
+    Scratch: xin (CHUNK,) conditioned input, hc (CHUNK, 130) filter outputs in channel order
+    (column 129 takes the padding lanes). b, a: coefficients (filterbank.py).
     """
     mode = int(params[0])
     factor = params[1]
@@ -107,32 +108,27 @@ def _cochlea_kernel(x, xin, hc, b, a, z, lpf, h, acc, fstate, istate, params, ho
         fstate[0] = power
         istate[2] += n
         # 2. cochlear filters: channel groups in registers, sample-inner (see make_filter_kernels.py)
-        fk.filter_order24(xin, n, b, a, z, hc, ORDER_GROUPS[7, 0], ORDER_GROUPS[7, 1])
-        fk.filter_order16(xin, n, b, a, z, hc, ORDER_GROUPS[6, 0], ORDER_GROUPS[6, 1])
-        fk.filter_order12(xin, n, b, a, z, hc, ORDER_GROUPS[5, 0], ORDER_GROUPS[5, 1])
-        fk.filter_order11(xin, n, b, a, z, hc, ORDER_GROUPS[4, 0], ORDER_GROUPS[4, 1])
-        fk.filter_order10(xin, n, b, a, z, hc, ORDER_GROUPS[3, 0], ORDER_GROUPS[3, 1])
-        fk.filter_order9(xin, n, b, a, z, hc, ORDER_GROUPS[2, 0], ORDER_GROUPS[2, 1])
-        fk.filter_order8(xin, n, b, a, z, hc, ORDER_GROUPS[1, 0], ORDER_GROUPS[1, 1])
-        fk.filter_order7(xin, n, b, a, z, hc, ORDER_GROUPS[0, 0], ORDER_GROUPS[0, 1])
+        fk.filter_order24(xin, n, b, a, z, hc, ORDER_GROUPS[7, 0], ORDER_GROUPS[7, 1], OUT_COLUMN)
+        fk.filter_order16(xin, n, b, a, z, hc, ORDER_GROUPS[6, 0], ORDER_GROUPS[6, 1], OUT_COLUMN)
+        fk.filter_order12(xin, n, b, a, z, hc, ORDER_GROUPS[5, 0], ORDER_GROUPS[5, 1], OUT_COLUMN)
+        fk.filter_order11(xin, n, b, a, z, hc, ORDER_GROUPS[4, 0], ORDER_GROUPS[4, 1], OUT_COLUMN)
+        fk.filter_order10(xin, n, b, a, z, hc, ORDER_GROUPS[3, 0], ORDER_GROUPS[3, 1], OUT_COLUMN)
+        fk.filter_order9(xin, n, b, a, z, hc, ORDER_GROUPS[2, 0], ORDER_GROUPS[2, 1], OUT_COLUMN)
+        fk.filter_order8(xin, n, b, a, z, hc, ORDER_GROUPS[1, 0], ORDER_GROUPS[1, 1], OUT_COLUMN)
+        fk.filter_order7(xin, n, b, a, z, hc, ORDER_GROUPS[0, 0], ORDER_GROUPS[0, 1], OUT_COLUMN)
         phase = istate[0]
         for i in range(n):
             # 3. hair cell: nonlinearity + membrane low-pass (both skipped for linear)
             if mode == SIGMOID:
-                for c in range(LANES):
-                    lpf[c] = 1.0 / (1.0 + math.exp(-hc[i, c] / factor)) + beta * lpf[c]
+                for ch in range(N_FILTERS):
+                    lpf[ch] = 1.0 / (1.0 + math.exp(-hc[i, ch] / factor)) + beta * lpf[ch]
             elif mode == STEP:
-                for c in range(LANES):
-                    lpf[c] = (1.0 if hc[i, c] > 0.0 else 0.0) + beta * lpf[c]
+                for ch in range(N_FILTERS):
+                    lpf[ch] = (1.0 if hc[i, ch] > 0.0 else 0.0) + beta * lpf[ch]
             elif mode == HALF_WAVE:
-                for c in range(LANES):
-                    lpf[c] = max(hc[i, c], 0.0) + beta * lpf[c]
-            if mode == LINEAR:  # lanes -> channel order
                 for ch in range(N_FILTERS):
-                    h[ch] = hc[i, CHANNEL_LANE[ch]]
-            else:
-                for ch in range(N_FILTERS):
-                    h[ch] = lpf[CHANNEL_LANE[ch]]
+                    lpf[ch] = max(hc[i, ch], 0.0) + beta * lpf[ch]
+            h = hc[i] if mode == LINEAR else lpf  # (129,) this sample's hair-cell outputs
             # 4. lateral inhibition (next-higher channel), half-wave rectification, integration
             if leaky:
                 for ch in range(N_OUT):
@@ -191,13 +187,12 @@ class _CochleaState:
         self.params = _params(cfg)
         self.b, self.a = grouped_coefficients()
         self.z = np.zeros((N_GROUPS, MAX_ORDER, VECTOR))
-        self.lpf = np.zeros(LANES)
-        self.h = np.zeros(N_FILTERS)
+        self.lpf = np.zeros(N_FILTERS)
         self.acc = np.zeros(N_OUT)
         self.fstate = np.zeros(1)
         self.istate = np.zeros(3, dtype=np.int64)
         self.xin = np.zeros(CHUNK)
-        self.hc = np.zeros((CHUNK, LANES))
+        self.hc = np.zeros((CHUNK, N_FILTERS + 1))
         self.reset()
 
     def reset(self) -> None:
@@ -210,7 +205,7 @@ class _CochleaState:
 
     def run(self, x: np.ndarray, out: np.ndarray) -> int:
         """x: (n,) C-contiguous float64."""
-        return _cochlea_kernel(x, self.xin, self.hc, self.b, self.a, self.z, self.lpf, self.h, self.acc,
+        return _cochlea_kernel(x, self.xin, self.hc, self.b, self.a, self.z, self.lpf, self.acc,
                                self.fstate, self.istate, self.params, self.cfg.hop, out)
 
 

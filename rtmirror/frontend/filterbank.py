@@ -86,7 +86,9 @@ def _layout():
 
 LANES, LANE_CHANNEL, CHANNEL_LANE, MAX_ORDER, ORDER_GROUPS = _layout()
 N_GROUPS = LANES // VECTOR
-for _arr in (LANE_CHANNEL, CHANNEL_LANE, ORDER_GROUPS):
+# (LANES,) column of the filter-output scratch each lane writes: its channel, padding lanes -> 129
+OUT_COLUMN = np.where(LANE_CHANNEL >= 0, LANE_CHANNEL, N_FILTERS)
+for _arr in (LANE_CHANNEL, CHANNEL_LANE, ORDER_GROUPS, OUT_COLUMN):
     _arr.setflags(write=False)
 
 

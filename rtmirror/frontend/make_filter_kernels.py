@@ -10,7 +10,7 @@ every lane and tap is spelled out, so each filter order K gets its own straight-
         for each sample v:
             y_l       = b[0, l] v + z0_l
             z{k-1}_l  = b[k, l] v + z{k}_l - a[k, l] y_l    # k = 1..K (z{K} = 0)
-            hc[i, lane] = y_l
+            hc[i, channel of the lane] = y_l
 
 Groups are padded up to the next order in ORDERS (zero taps leave their state at 0).
 Run:  .venv/bin/python -m rtmirror.frontend.make_filter_kernels
@@ -34,11 +34,12 @@ def function_source(order: int) -> str:
         "",
         "",
         "@njit(nogil=True, cache=True, fastmath={\"contract\"})",
-        f"def filter_order{order}(xin, n, b, a, z, hc, g0, g1):",
-        f"    \"\"\"Groups g0..g1-1 (order <= {order}) over xin[:n]; outputs to hc[:n, lanes].\"\"\"",
+        f"def filter_order{order}(xin, n, b, a, z, hc, g0, g1, out_column):",
+        f"    \"\"\"Groups g0..g1-1 (order <= {order}) over xin[:n]; lane outputs to hc[:n, out_column[lane]].\"\"\"",
         "    for g in range(g0, g1):",
         "        bg = b[g]  # (taps, VECTOR)",
         "        ag = a[g]",
+        "        " + "; ".join(f"c{l} = out_column[g * {VECTOR} + {l}]" for l in lanes),
     ]
     for k in range(order):
         out.append("        " + "; ".join(f"z{k}_{l} = z[g, {k}, {l}]" for l in lanes))
@@ -51,7 +52,7 @@ def function_source(order: int) -> str:
             state = f" + z{k}_{l}" if k < order else ""
             out.append(f"            z{k - 1}_{l} = bg[{k}, {l}] * v{state} - ag[{k}, {l}] * y{l}")
     for l in lanes:
-        out.append(f"            hc[i, g * {VECTOR} + {l}] = y{l}")
+        out.append(f"            hc[i, c{l}] = y{l}")
     for k in range(order):
         out.append("        " + "; ".join(f"z[g, {k}, {l}] = z{k}_{l}" for l in lanes))
     return "\n".join(out)

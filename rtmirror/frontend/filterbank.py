@@ -81,14 +81,14 @@ def _layout():
     padded = np.array([min(o for o in ORDERS if o >= k) for k in group_order])
     ranges = np.array([[np.searchsorted(-padded, -o, side="left"), np.searchsorted(-padded, -o, side="right")]
                        for o in ORDERS], dtype=np.int64)
-    return lanes, lane_channel, np.argsort(lane_channel[:N_FILTERS]), int(orders.max()), ranges
+    return lanes, lane_channel, int(orders.max()), ranges
 
 
-LANES, LANE_CHANNEL, CHANNEL_LANE, MAX_ORDER, ORDER_GROUPS = _layout()
+LANES, LANE_CHANNEL, MAX_ORDER, ORDER_GROUPS = _layout()
 N_GROUPS = LANES // VECTOR
 # (LANES,) column of the filter-output scratch each lane writes: its channel, padding lanes -> 129
 OUT_COLUMN = np.where(LANE_CHANNEL >= 0, LANE_CHANNEL, N_FILTERS)
-for _arr in (LANE_CHANNEL, CHANNEL_LANE, ORDER_GROUPS, OUT_COLUMN):
+for _arr in (LANE_CHANNEL, ORDER_GROUPS, OUT_COLUMN):
     _arr.setflags(write=False)
 
 

@@ -44,6 +44,16 @@ def manifest_inputs(meta: dict) -> dict:
             "metrics": meta.get("metrics") or {}}
 
 
+def _summary(checkpoint: Path) -> dict | None:
+    """summary.json beside a shipped checkpoint (training time, last validation), if there is one."""
+    p = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "summary.json"
+    try:
+        s = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return s if isinstance(s, dict) else None
+
+
 def run(args) -> int:
     from rtmirror.export.onnx_export import ExportError, check_parity, export_encoder
     from rtmirror.manifest import ModelError
@@ -52,6 +62,11 @@ def run(args) -> int:
     try:
         ckpt = load_checkpoint(args.checkpoint)
         info = manifest_inputs(ckpt.meta)
+        summary = _summary(Path(args.checkpoint))
+        if summary and not info["metrics"]:
+            info["metrics"] = summary.get("last_validation") or {}
+        if summary and isinstance(summary.get("train_time_min"), (int, float)):
+            info["training"]["train_time_min"] = summary["train_time_min"]
     except (OSError, ValueError, KeyError) as exc:
         print(f"rtmirror export: cannot read checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
         return 2

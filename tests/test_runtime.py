@@ -350,3 +350,14 @@ def test_shipped_model_plays_builtin_melodies(rt):
         assert np.abs(np.concatenate(outs)[L:] - pred[:len(spec) - L]).max() <= TOL
     assert np.mean(gate_acc) >= 0.85, gate_acc
     assert np.mean(pitch_acc) >= 0.85, pitch_acc
+
+
+def test_shipped_model_keeps_silence_silent(rt):
+    """Digital silence through the real frontend: the gate stays off, streamed or offline."""
+    from rtmirror.frontend import wav2aud
+
+    spec = wav2aud(np.zeros(3 * rt.frontend.sample_rate, np.float32), rt.frontend)
+    g = rt.space.role_index("gate")
+    assert rt.run_full(spec)[:, g].max() < 0.5
+    rt.reset()
+    assert max(rt.step(spec[t:t + 1])[0, g] for t in range(len(spec))) < 0.5

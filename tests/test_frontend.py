@@ -15,7 +15,7 @@ from rtmirror.frontend.filterbank import channel_filter, load_table
 NAPLIB_FACTOR = {-2: "linear", -1: "half-wave", 0: "boolean", 0.1: 0.1}
 
 
-def test_signal(sr: int, seconds: float, seed: int = 0, level: float = 0.1) -> np.ndarray:
+def make_signal(sr: int, seconds: float, seed: int = 0, level: float = 0.1) -> np.ndarray:
     """A chirp over the whole band plus a little noise: every channel gets something to do."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(sr * seconds)) / sr
@@ -24,7 +24,6 @@ def test_signal(sr: int, seconds: float, seed: int = 0, level: float = 0.1) -> n
     return level * (chirp + 0.3 * rng.standard_normal(t.size))
 
 
-test_signal.__test__ = False  # a helper, not a test
 
 
 def plain_wav2aud(x, frame_ms, tc_ms, factor, shift) -> np.ndarray:
@@ -79,7 +78,7 @@ def test_filter_table_identical_to_naplib():
 @pytest.mark.parametrize("frame_ms,tc_ms", [(8, 8), (4, 16), (16, 4), (2, 64)])
 def test_parity_with_naplib(factor, frame_ms, tc_ms):
     naplib_features = pytest.importorskip("naplib.features")
-    x = test_signal(16000, 0.5, seed=1)
+    x = make_signal(16000, 0.5, seed=1)
     cfg = FrontendConfig(frame_ms=frame_ms, tc_ms=tc_ms, factor=factor, shift=0, normalization="none")
     ref = naplib_features.auditory_spectrogram(x, 16000, frame_ms, tc_ms, NAPLIB_FACTOR[factor])
     got = wav2aud(x, cfg)
@@ -92,13 +91,13 @@ def test_parity_with_naplib(factor, frame_ms, tc_ms):
 def test_parity_with_plain_transcription(factor, shift, frame_ms, tc_ms):
     """Octave shifts (the paper's [8, 8, -2, -1] at 8 kHz) and tc = 0, which naplib gets wrong."""
     cfg = FrontendConfig(frame_ms=frame_ms, tc_ms=tc_ms, factor=factor, shift=shift, normalization="none")
-    x = test_signal(cfg.sample_rate, 0.5, seed=2)
+    x = make_signal(cfg.sample_rate, 0.5, seed=2)
     assert_close_rel(wav2aud(x, cfg), plain_wav2aud(x, frame_ms, tc_ms, factor, shift))
 
 
 def test_trailing_partial_frame_dropped():
     cfg = FrontendConfig(normalization="none")
-    x = test_signal(cfg.sample_rate, 0.25)
+    x = make_signal(cfg.sample_rate, 0.25)
     full = wav2aud(x, cfg)
     cut = wav2aud(x[:len(x) - cfg.hop // 2], cfg)
     assert cut.shape[0] == full.shape[0] - 1
@@ -118,7 +117,7 @@ def plain_agc(x, cfg: FrontendConfig) -> np.ndarray:
 
 def test_agc_is_the_documented_gain_then_the_cochlea():
     cfg = FrontendConfig(normalization="agc", agc_tau_s=0.05)
-    x = test_signal(cfg.sample_rate, 0.5, seed=3, level=0.5)
+    x = make_signal(cfg.sample_rate, 0.5, seed=3, level=0.5)
     x[: len(x) // 3] *= 1e-4  # quiet start: the gain sits at its cap, then tracks the loud part
     ref = wav2aud(plain_agc(x, cfg), FrontendConfig(normalization="none", agc_tau_s=0.05))
     assert_close_rel(wav2aud(x, cfg), ref.astype(np.float64), rel=1e-5)
@@ -129,17 +128,17 @@ def test_agc_silence_stays_quiet_and_levels_are_evened():
     sr = cfg.sample_rate
     assert np.abs(wav2aud(np.zeros(sr), cfg)).max() < 1e-12
     hiss = wav2aud(1e-5 * np.random.default_rng(0).standard_normal(sr), cfg)
-    normal = wav2aud(test_signal(sr, 1.0, level=0.1), cfg)
+    normal = wav2aud(make_signal(sr, 1.0, level=0.1), cfg)
     assert hiss[-40:].mean() < 0.02 * normal[-40:].mean()  # gain cap 100: 1e-3 rms vs 0.1
-    loud = wav2aud(test_signal(sr, 1.0, level=0.8), cfg)
-    soft = wav2aud(test_signal(sr, 1.0, level=0.05), cfg)
+    loud = wav2aud(make_signal(sr, 1.0, level=0.8), cfg)
+    soft = wav2aud(make_signal(sr, 1.0, level=0.05), cfg)
     tail = slice(-40, None)  # after ~3 time constants the gains have converged
     assert np.abs(loud[tail] - soft[tail]).max() < 0.05 * loud[tail].max()
 
 
 def test_unitseq_offline_only():
     cfg = FrontendConfig(normalization="unitseq", shift=0, factor=0.1)
-    x = test_signal(16000, 0.25, level=3.0) + 0.5
+    x = make_signal(16000, 0.25, level=3.0) + 0.5
     z = (x - x.mean()) / x.std(ddof=1)
     np.testing.assert_array_equal(wav2aud(x, cfg), wav2aud(z, FrontendConfig(normalization="none", shift=0, factor=0.1)))
     with pytest.raises(ValueError, match="offline"):
@@ -157,7 +156,7 @@ def test_stream_equals_offline_for_any_partition(sizes, cfg_index, as_float32):
            FrontendConfig(frame_ms=10, tc_ms=0, factor=0.1, shift=0, normalization="none"),
            FrontendConfig(frame_ms=4, tc_ms=16, factor=-1, shift=0, normalization="agc"),
            FrontendConfig(frame_ms=8, tc_ms=4, factor=0, shift=-1, normalization="none")][cfg_index]
-    x = test_signal(cfg.sample_rate, 1.0 if cfg.shift == 0 else 2.0, seed=len(sizes))
+    x = make_signal(cfg.sample_rate, 1.0 if cfg.shift == 0 else 2.0, seed=len(sizes))
     if as_float32:
         x = x.astype(np.float32)
     stream = CochlearStream(cfg)
@@ -174,7 +173,7 @@ def test_stream_equals_offline_for_any_partition(sizes, cfg_index, as_float32):
 
 def test_stream_replaces_and_counts_nonfinite():
     cfg = FrontendConfig()
-    x = test_signal(cfg.sample_rate, 0.5)
+    x = make_signal(cfg.sample_rate, 0.5)
     bad = x.copy()
     bad[[10, 500, 501, 3000]] = [np.nan, np.inf, -np.inf, np.nan]
     clean = bad.copy()
@@ -190,7 +189,7 @@ def test_stream_replaces_and_counts_nonfinite():
 
 def test_stream_output_buffer_reused():
     stream = CochlearStream(FrontendConfig())
-    block = test_signal(8000, 128 / 8000)
+    block = make_signal(8000, 128 / 8000)
     stream.process(block)
     first = stream.process(block)
     assert first.shape == (2, 128) and first.dtype == np.float32

@@ -15,7 +15,10 @@ class FrontendConfig:
       "unitseq" - the paper's z-scoring of the whole waveform (offline only: needs the future).
       "agc"     - causal running-RMS gain (time constant agc_tau_s, gain capped at agc_max_gain so
                   silence and hum stay quiet); streaming and offline agree. The default: live audio
-                  and training audio go through exactly this.
+                  and training audio go through exactly this. Per sample:
+                    power += (1 - exp(-1 / (agc_tau_s * fs))) * (x**2 - power)
+                    x *= min(agc_max_gain, agc_target_rms / sqrt(power))
+                  with power starting at agc_target_rms**2 (gain 1) after a reset.
     """
 
     frame_ms: float = 8.0

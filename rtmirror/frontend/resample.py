@@ -9,8 +9,9 @@ from .cochlea import check_sample_rate, check_signal
 class StreamResampler:
     """Streaming mono float32 resampler over python-soxr's ResampleStream (time-aligned output).
 
-    process(block) -> the output samples ready now (any block length, 0 included); flush() -> the
-    rest at the end of a stream; reset() -> a fresh stream at the same rates.
+    process(block) -> the output samples ready now (any block length, 0 included; non-finite
+    samples become 0 so one NaN cannot smear over the filter length); flush() -> the rest at the
+    end of a stream; reset() -> a fresh stream at the same rates.
 
     Latency, in OUTPUT samples. soxr withholds output it cannot compute yet and releases it in
     bursts (it filters in internal chunks), so the lag varies from call to call:

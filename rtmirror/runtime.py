@@ -9,6 +9,7 @@ state); drop them when aligning with an offline `run_full`, whose row t is frame
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -60,7 +61,6 @@ def _read_verified(path: Path, expected_sha: str | None, what: str) -> tuple[byt
     except OSError as exc:
         raise ModelError(f"{path}: cannot read {what} file ({exc})") from None
     if expected_sha is not None:
-        import hashlib
         got = hashlib.sha256(data).hexdigest()
         if got != expected_sha:
             raise ModelError(f"{path}: sha256 {got[:12]}... does not match the manifest's "
@@ -78,6 +78,8 @@ class EncoderRuntime:
 
     def __init__(self, path: str | Path | None = None, *, threads: int = 1):
         self.path = Path(path) if path is not None else default_model_path()
+        if self.path.suffix == ".json":          # the sidecar was named: run the model beside it
+            self.path = self.path.with_suffix(".onnx")
         self.threads = int(threads)
         where = str(self.path)
         side = sidecar_path(self.path)

@@ -185,6 +185,10 @@ def test_float64_and_noncontiguous_input(rt):
 
 
 # -- validation: corrupt, truncated, mismatched ---------------------------------------------------
+def test_naming_the_sidecar_opens_the_model(model_copy):
+    assert EncoderRuntime(model_copy.with_suffix(".json")).path == model_copy
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         EncoderRuntime(tmp_path / "nope.onnx")

@@ -160,7 +160,7 @@ def test_melody_through_jack(jack_env, probe, which):
         for on, off, pitch, vel in mel.notes:
             onset_frame = start + round(on * SR)
             after = on_frames[on_frames >= onset_frame]
-            if len(after) and after[0] - onset_frame < 0.15 * SR:
+            if len(after) and after[0] - onset_frame < 0.5 * SR:
                 lat.append((after[0] - onset_frame) / SR)
         assert len(lat) >= len(mel.notes) // 2, (lat, mel.notes)
         median = float(np.median(lat))
@@ -206,12 +206,14 @@ def test_midi_port_closed(jack_env, probe, stop_on_loss):
         while "disappeared" not in engine.snapshot.message and time.monotonic() - t0 < 5:
             time.sleep(0.02)
         assert "disappeared" in engine.snapshot.message
-        time.sleep(0.3)
-        assert engine.running is (not stop_on_loss)
-        frames = engine.pipeline.frames
-        time.sleep(0.2)
-        if not stop_on_loss:
-            assert engine.pipeline.frames > frames       # still processing audio
+        if stop_on_loss:
+            assert engine.join(5.0)                      # stopped by itself
+        else:
+            frames = engine.pipeline.frames
+            t0 = time.monotonic()
+            while engine.pipeline.frames <= frames and time.monotonic() - t0 < 5:
+                time.sleep(0.05)
+            assert engine.running and engine.pipeline.frames > frames   # still processing audio
     finally:
         engine.stop()
     if stop_on_loss:

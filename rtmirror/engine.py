@@ -304,8 +304,8 @@ class Engine:
                 avail = ring.available()
                 if max_backlog is not None and avail > max_backlog:
                     # Overload: keep the newest audio, count what was skipped (latency stays bounded).
-                    skipped = ring.discard(avail - max_backlog // 2)
-                    self.dropped_frames += int(round(skipped / samples_per_frame))
+                    ring.discard(avail - max_backlog // 2)
+                    self.dropped_frames = int(ring.discarded_samples // samples_per_frame)
                     avail = ring.available()
                 if avail == 0:
                     if src.finished and ring.available() == 0:

@@ -70,6 +70,7 @@ class Snapshot:
 
         self._spec = np.zeros((self.history, self.n_channels), np.float32)  # ring of columns
         self.spec_count = 0
+        self._writing_upto = 0   # spec_count once the push in progress completes
 
         self.controls = np.zeros(k, np.float32)
         self.model_controls = np.zeros(k, np.float32)
@@ -102,8 +103,9 @@ class Snapshot:
             return end, np.zeros((0, self.n_channels), np.float32)
         idx = np.arange(start, end) % self.history
         cols = self._spec[idx]  # fancy indexing copies
-        # A column the writer overwrote during the copy belongs to a newer frame: drop it.
-        overwritten = self.spec_count - self.history
+        # A column the writer overwrote (or is overwriting) during the copy belongs to a newer
+        # frame: drop it. The writer announces `_writing_upto` before it touches the slots.
+        overwritten = max(self._writing_upto, self.spec_count) - self.history
         if overwritten > start:
             cols = cols[overwritten - start:]
         return end, cols
@@ -151,6 +153,7 @@ class Snapshot:
         n = len(cols)
         if n == 0:
             return
+        self._writing_upto = self.spec_count + n
         if n > self.history:
             self.spec_count += n - self.history
             cols = cols[-self.history:]

@@ -322,3 +322,29 @@ def test_model_trained_on_an_offline_only_frontend_is_refused(tmp_path, capsys):
     assert main(["live", "--no-gui", "--wav", str(wav), "--model", str(model)]) == 2
     assert "offline-only" in capsys.readouterr().err
     assert not (tmp_path / "x.mid").exists()
+
+
+def test_snapshot_reader_never_sees_a_torn_column():
+    """A reader thread polling while the writer pushes: every column it gets is whole (all 128
+    values from one frame) and frames arrive in order."""
+    import threading
+    s = Snapshot(["a"], frame_rate=125, history_s=0.05)       # 7 columns: wraps constantly
+    done = threading.Event()
+    bad, got = [], []
+
+    def read():
+        count = 0
+        while not done.is_set():
+            count, cols = s.columns_since(count)
+            for c in cols:
+                if not (c == c[0]).all():
+                    bad.append(c)
+                got.append(float(c[0]))
+
+    t = threading.Thread(target=read)
+    t.start()
+    for i in range(20000):
+        s.push_columns(np.full((1 + i % 3, 128), i, np.float32))
+    done.set()
+    t.join()
+    assert not bad and got and (np.diff(got) >= 0).all()

@@ -295,3 +295,17 @@ def test_ports_lists_and_learn_sweeps_one_cc(jack_env):
     assert len(got) > 20 and {m[:2] for m in got} == {(0xB0, 71)}
     values = [m[2] for m in got]
     assert min(values) <= 5 and max(values) >= 60          # a ramp the synth can learn from
+
+
+def test_input_device_by_name_index_and_errors(jack_env):
+    from rtmirror.audio_io import MicInput, find_input_device, list_input_devices
+    jack_devs = [d for d in list_input_devices() if "JACK" in d["hostapi"]]
+    name = jack_devs[0]["name"]
+    assert find_input_device(name) == jack_env
+    assert find_input_device(str(jack_env)) == jack_env
+    with pytest.raises(LookupError, match="no input device matches"):
+        find_input_device("no-such-microphone")
+    with pytest.raises(LookupError, match="no input device with index"):
+        find_input_device("999")
+    with pytest.raises(ValueError, match="input channels"):
+        MicInput(jack_env, SR, channel=99)

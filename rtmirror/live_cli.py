@@ -135,7 +135,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def options_from_args(args) -> LiveOptions:
     ch = getattr(args, "input_channel", None)
+    wav = getattr(args, "wav", None)
     return LiveOptions(
+        max_backlog_s=0.5 if wav else LiveOptions.max_backlog_s,   # a file waits for nobody
         input=getattr(args, "input", None), wav=getattr(args, "wav", None),
         sample_rate=getattr(args, "sample_rate", None), input_channel=None if ch is None else ch - 1,
         port=getattr(args, "port", None), virtual=getattr(args, "virtual", None) or "rtmirror",
@@ -402,8 +404,9 @@ def demo_melody(args) -> int:
         sf.write(wav, audio, sr)
         print(f"rtmirror demo: melody of {len(melody.notes)} notes, {melody.duration_s:.1f} s "
               f"(built-in voice); sending what the model plays:", file=sys.stderr)
+        # A file has no player waiting on latency: keep every frame unless 0.5 s behind.
         opts = LiveOptions(wav=wav, realtime=not args.fast, model=args.model, midi_api=args.midi_api,
-                           record=args.out, print_midi=True)
+                           record=args.out, print_midi=True, max_backlog_s=0.5)
         try:
             from rtmirror.midi import choose_api
             choose_api(args.midi_api)

@@ -8,7 +8,9 @@ changes nothing. Transposed direct form II in float64, as scipy.signal.lfilter /
     y       = b[0] v + z[0]
     z[k-1]  = b[k] v + z[k] - a[k] y        k = 1..order, z[order] = 0
 
-Arrays (float64): b, a (groups, MAX_ORDER + 1, VECTOR); state z (groups, MAX_ORDER, VECTOR).
+Arrays (float64): b, a (groups, (MAX_ORDER + 1) * VECTOR), tap k of lane l at [g, k * VECTOR + l]
+(flat rows: the generated kernels address every coefficient at a constant offset from one base);
+state z (groups, MAX_ORDER, VECTOR).
 """
 from __future__ import annotations
 
@@ -94,7 +96,7 @@ for _arr in (LANE_CHANNEL, ORDER_GROUPS, OUT_COLUMN):
 
 @lru_cache(maxsize=1)
 def grouped_coefficients() -> tuple[np.ndarray, np.ndarray]:
-    """(b, a), each (groups, MAX_ORDER + 1, VECTOR) float64, normalized so a[..., 0, :] == 1."""
+    """(b, a), each (groups, (MAX_ORDER + 1) * VECTOR) float64, normalized so that a[0] == 1."""
     b = np.zeros((N_GROUPS, MAX_ORDER + 1, VECTOR))
     a = np.zeros((N_GROUPS, MAX_ORDER + 1, VECTOR))
     for lane, ch in enumerate(LANE_CHANNEL):
@@ -104,6 +106,8 @@ def grouped_coefficients() -> tuple[np.ndarray, np.ndarray]:
         g, l = divmod(lane, VECTOR)
         b[g, :len(bk), l] = bk / ak[0]
         a[g, :len(ak), l] = ak / ak[0]
+    b = b.reshape(N_GROUPS, -1)
+    a = a.reshape(N_GROUPS, -1)
     b.setflags(write=False)
     a.setflags(write=False)
     return b, a

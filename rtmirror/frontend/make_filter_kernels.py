@@ -8,8 +8,8 @@ every lane and tap is spelled out, so each filter order K gets its own straight-
     for each group of VECTOR lanes (channels sorted by order, see filterbank.py):
         z{k}_{l} = state                                   # (K x VECTOR) scalars -> K registers
         for each sample v:
-            y_l       = b[0, l] v + z0_l
-            z{k-1}_l  = b[k, l] v + z{k}_l - a[k, l] y_l    # k = 1..K (z{K} = 0)
+            y_l       = b[0 * VECTOR + l] v + z0_l
+            z{k-1}_l  = b[k * VECTOR + l] v + z{k}_l - a[k * VECTOR + l] y_l   # k = 1..K (z{K} = 0)
             hc[i, channel of the lane] = y_l
 
 Groups are padded up to the next order in ORDERS (zero taps leave their state at 0).
@@ -37,7 +37,7 @@ def function_source(order: int) -> str:
         f"def filter_order{order}(xin, n, b, a, z, hc, g0, g1, out_column):",
         f"    \"\"\"Groups g0..g1-1 (order <= {order}) over xin[:n]; lane outputs to hc[:n, out_column[lane]].\"\"\"",
         "    for g in range(g0, g1):",
-        "        bg = b[g]  # (taps, VECTOR)",
+        "        bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base",
         "        ag = a[g]",
         "        " + "; ".join(f"c{l} = out_column[g * {VECTOR} + {l}]" for l in lanes),
     ]
@@ -45,14 +45,16 @@ def function_source(order: int) -> str:
         out.append("        " + "; ".join(f"z{k}_{l} = z[g, {k}, {l}]" for l in lanes))
     out.append("        for i in range(n):")
     out.append("            v = xin[i]")
+    out.append("            row = hc[i]")
     for l in lanes:
-        out.append(f"            y{l} = bg[0, {l}] * v + z0_{l}")
+        out.append(f"            y{l} = bg[{l}] * v + z0_{l}")
     for k in range(1, order + 1):
         for l in lanes:
             state = f" + z{k}_{l}" if k < order else ""
-            out.append(f"            z{k - 1}_{l} = bg[{k}, {l}] * v{state} - ag[{k}, {l}] * y{l}")
+            tap = k * VECTOR + l
+            out.append(f"            z{k - 1}_{l} = bg[{tap}] * v{state} - ag[{tap}] * y{l}")
     for l in lanes:
-        out.append(f"            hc[i, c{l}] = y{l}")
+        out.append(f"            row[c{l}] = y{l}")
     for k in range(order):
         out.append("        " + "; ".join(f"z[g, {k}, {l}] = z{k}_{l}" for l in lanes))
     return "\n".join(out)

@@ -159,3 +159,35 @@ def test_file_cli_pitch_bend_option(tmp_path, probe, melody):
     bends = [m.pitch for m in mido.MidiFile(out) if m.type == "pitchwheel"]
     assert bends and any(b != 0 for b in bends)
     assert all(-8192 <= b <= 8191 for b in bends) and bends[-1] == 0
+
+
+def test_shipped_model_plays_the_melody(capsys):
+    """File mode with the shipped (trained) model on melodies of the built-in voice it never saw:
+    onsets, mid-note pitch and the gate against the ground truth (events_to_frames)."""
+    from rtmirror.performer import events_to_frames
+    runtime = EncoderRuntime()
+    hits = pitch_ok = total = 0
+    gate_acc = []
+    for seed in (3, 11, 21):
+        audio, mel = demo_audio(runtime.space, 4.0, SR, seed=seed)
+        res = process(Pipeline(runtime, SR), audio)
+        ons = np.array([e.time for e in res.events if e.kind == "note_on"])
+        timeline, sounding = [], None
+        for e in res.events:
+            if e.kind == "note_on":
+                sounding = e.note
+                timeline.append((e.time, sounding))
+            elif e.kind == "note_off" and e.note == sounding:
+                sounding = None
+                timeline.append((e.time, None))
+        for on, off, pitch, _ in mel.notes:
+            total += 1
+            hits += bool(len(ons)) and np.min(np.abs(ons - on)) <= 0.05
+            mid = [n for t, n in timeline if t <= (on + off) / 2]
+            pitch_ok += bool(mid) and mid[-1] is not None and abs(mid[-1] - pitch) <= 1
+        truth = events_to_frames(mel.events, len(res.controls), runtime.space)
+        g = runtime.space.role_index("gate")
+        gate_acc.append(np.mean((res.controls[:, g] > 0.5) == (truth[:, g] > 0.5)))
+    print(f"shipped model, file mode: onsets {hits}/{total}, pitch {pitch_ok}/{total}, "
+          f"gate frame accuracy {np.mean(gate_acc):.3f}")
+    assert hits >= 0.8 * total and pitch_ok >= 0.8 * total and np.mean(gate_acc) >= 0.9

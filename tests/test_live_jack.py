@@ -153,6 +153,34 @@ def test_melody_through_jack(jack_env, probe, which):
     assert len(live) > 0
     assert [e for e in offline.events if e.time < t_stop] == live
 
+    if which == "shipped":
+        # The trained default against the melody's ground truth, on the live timeline (the
+        # melody starts `lead` samples into the received stream): onsets and mid-note pitch.
+        shift = lead / SR
+        ons = np.array([e.time for e in live if e.kind == "note_on"])
+        sounding, timeline = None, []
+        for e in live:
+            if e.kind == "note_on":
+                sounding = e.note
+                timeline.append((e.time, sounding))
+            elif e.kind == "note_off" and e.note == sounding:
+                sounding = None
+                timeline.append((e.time, None))
+
+        def note_at(t):
+            current = None
+            for tt, n in timeline:
+                if tt <= t:
+                    current = n
+            return current
+
+        notes = [n for n in mel.notes if n[1] + shift < t_stop]
+        hit = sum(len(ons) > 0 and np.min(np.abs(ons - (on + shift))) <= 0.06 for on, *_ in notes)
+        pitch_ok = sum(note_at((on + off) / 2 + shift) in (p - 1, p, p + 1) for on, off, p, _ in notes)
+        print(f"\nshipped model through JACK: {hit}/{len(notes)} onsets within 60 ms, "
+              f"{pitch_ok}/{len(notes)} mid-note pitches within 1 semitone")
+        assert hit >= 0.7 * len(notes) and pitch_ok >= 0.7 * len(notes)
+
     if which == "probe":
         # Note-ons after silence land on the melody's onsets; latency = onset -> note-on arrival.
         on_frames = np.array([f for f, m in rec.got if m[0] & 0xF0 == 0x90 and m[2] > 0])

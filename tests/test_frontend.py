@@ -123,6 +123,12 @@ def test_agc_is_the_documented_gain_then_the_cochlea():
     assert_close_rel(wav2aud(x, cfg), ref.astype(np.float64), rel=1e-5)
 
 
+@pytest.mark.parametrize("factor", [-2, -1, 0, 0.1])
+def test_digital_silence_gives_zero_frames(factor):
+    cfg = FrontendConfig(factor=factor, normalization="none")
+    assert np.abs(wav2aud(np.zeros(cfg.sample_rate // 2), cfg)).max() < 1e-12
+
+
 def test_agc_silence_stays_quiet_and_levels_are_evened():
     cfg = FrontendConfig(normalization="agc", agc_tau_s=0.1)
     sr = cfg.sample_rate

@@ -38,6 +38,7 @@ HAIRCELL_TC_MS = 0.5
 # far below float32 resolution of any audible input, and deterministic per sample index, so
 # streaming and offline stay identical.
 DENORMAL_GUARD = 1e-20
+STEP_THRESHOLD = 1e-15  # the step hair cell ignores the guard's ~1e-19 ripple: silence stays 0
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
 
 # hair-cell modes
@@ -124,7 +125,7 @@ def _cochlea_kernel(x, xin, hc, b, a, z, lpf, acc, fstate, istate, params, hop, 
                     lpf[ch] = 1.0 / (1.0 + math.exp(-hc[i, ch] / factor)) + beta * lpf[ch]
             elif mode == STEP:
                 for ch in range(N_FILTERS):
-                    lpf[ch] = (1.0 if hc[i, ch] > 0.0 else 0.0) + beta * lpf[ch]
+                    lpf[ch] = (1.0 if hc[i, ch] > STEP_THRESHOLD else 0.0) + beta * lpf[ch]
             elif mode == HALF_WAVE:
                 for ch in range(N_FILTERS):
                     lpf[ch] = max(hc[i, ch], 0.0) + beta * lpf[ch]

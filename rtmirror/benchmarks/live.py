@@ -219,8 +219,10 @@ def bench_compute(model, seconds: float, block: int = 128, sr: int = 16000) -> d
 
 
 # -- 2. latency through JACK ----------------------------------------------------------------------
-def bench_latency_jack(probe_model, clicks: int = 20, rate: int = 16000, period: int = 128) -> dict:
-    """Start a JACK dummy server, play tone bursts into `rtmirror live`'s engine, time note-ons."""
+def bench_latency_jack(runs: list[tuple[str, str, np.ndarray, np.ndarray]], rate: int = 16000,
+                       period: int = 128) -> dict:
+    """Start a JACK dummy server; for each (label, model, audio, onset samples) play the audio into
+    the live engine and time the note-ons. Returns {label: result}."""
     import subprocess
     import uuid
 
@@ -231,13 +233,20 @@ def bench_latency_jack(probe_model, clicks: int = 20, rate: int = 16000, period:
         os.environ["JACK_DEFAULT_SERVER"] = name
         os.environ["JACK_NO_START_SERVER"] = "1"
         subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, stdout=subprocess.DEVNULL)
-        return measure_latency_jack(probe_model, clicks, rate)
+        return {label: measure_latency_jack(model, audio, onsets, rate) for label, model, audio, onsets in runs}
     finally:
         from rtmirror.audio_io import forget_jack
         forget_jack()
         proc.terminate()
         proc.wait(10)
         os.environ.pop("JACK_DEFAULT_SERVER", None)
+
+
+def melody_onsets(mel, sr: int, lead_s: float = 0.5, gap_s: float = 0.03):
+    """(audio with lead_s of silence first, onset samples of the notes that follow a rest)."""
+    onsets = [n[0] for n, prev in zip(mel.notes, [None] + mel.notes[:-1])
+              if prev is None or n[0] - prev[1] >= gap_s]
+    return (np.asarray(onsets) + lead_s) * sr
 
 
 def tone_bursts(n: int, sr: int, on_s: float = 0.25, off_s: float = 0.35, f0: float = 220.0):
@@ -254,19 +263,20 @@ def tone_bursts(n: int, sr: int, on_s: float = 0.25, off_s: float = 0.35, f0: fl
     return np.concatenate(parts), np.asarray(onsets)
 
 
-def measure_latency_jack(probe_model, clicks: int, rate: int, collect_messages: bool = False) -> dict:
-    """With a JACK server running: engine on PortAudio's JACK input, player + MIDI recorder."""
-    import jack
+def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int,
+                         collect_messages: bool = False) -> dict:
+    """With a JACK server running: engine on PortAudio's JACK input, player + MIDI recorder;
+    latency of the first note-on at or after each onset (within 300 ms)."""
     import rtmidi
 
     from rtmirror import audio_io
     from rtmirror.live_cli import LiveOptions, build_engine
 
-    audio, onsets = tone_bursts(clicks, rate)
     audio_io.rescan()
     dev = next(d for d in audio_io.list_input_devices() if "JACK" in d["hostapi"])
     engine = build_engine(LiveOptions(input=str(dev["index"]), sample_rate=rate, input_channel=0,
-                                      model=str(probe_model), midi_api="jack", virtual="rtmirror-bench"),
+                                      model=None if model is None else str(model), midi_api="jack",
+                                      virtual="rtmirror-bench"),
                           on_message=lambda m: None)
     player = JackPlayer(audio)
     rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-rec")
@@ -289,7 +299,7 @@ def measure_latency_jack(probe_model, clicks: int, rate: int, collect_messages: 
     on_frames = [f for f, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0]
     lat = []
     for o in onsets:
-        onset_frame = start_frame + o
+        onset_frame = start_frame + int(round(o))
         after = [f for f in on_frames if f >= onset_frame]
         if after and after[0] - onset_frame < 0.3 * rate:
             lat.append((after[0] - onset_frame) / rate * 1e3)
@@ -447,7 +457,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="encoder .onnx for the compute and soak parts (default: shipped)")
     p.add_argument("--seconds", type=float, default=20.0, help="audio for the compute part")
     p.add_argument("--jack", action="store_true", help="also measure end-to-end latency through a JACK dummy server")
-    p.add_argument("--clicks", type=int, default=20, help="tone bursts for the JACK latency part")
+    p.add_argument("--clicks", type=int, default=20, help="tone bursts for the JACK latency part (probe encoder)")
+    p.add_argument("--melody-seconds", type=float, default=20.0, help="melody for the JACK latency part (the model)")
     p.add_argument("--soak-seconds", type=float, default=0.0,
                    help="also run the soak with this much audio fed as fast as possible (e.g. 3600)")
     p.add_argument("--json", help="write all numbers to this JSON file")
@@ -474,17 +485,25 @@ def run(args) -> int:
           f"{c['cpu_share_of_core'] / max(c['frontend_share_of_core'], 1e-9):.2f}x")
     with tempfile.TemporaryDirectory() as tmp:
         if args.jack:
+            from rtmirror.runtime import EncoderRuntime
             probe = write_probe_model(Path(tmp) / "probe.onnx")
-            lat = bench_latency_jack(probe, args.clicks)
-            results["latency_jack"] = lat
-            br = lat["breakdown_ms"]
-            print(f"latency through JACK (16 kHz, 128-sample periods = {lat['period_ms']:.1f} ms; probe encoder):")
-            if lat["latency_ms_median"] is not None:
-                print(f"  onset -> note-on received: median {lat['latency_ms_median']:.1f} ms, "
-                      f"p90 {lat['latency_ms_p90']:.1f} ms ({lat['detected']}/{lat['onsets']} onsets)")
-            else:
-                print(f"  no note-on detected ({lat['error']})")
-            print("  breakdown: " + ", ".join(f"{k} {v:.2f} ms" for k, v in br.items()))
+            bursts, burst_onsets = tone_bursts(args.clicks, 16000)
+            space = EncoderRuntime(args.model).space
+            mel_audio, mel = demo_audio(space, args.melody_seconds, 16000, seed=5)
+            mel_audio = np.concatenate([np.zeros(8000, np.float32), mel_audio])
+            runs = [("probe encoder, tone bursts", probe, bursts, burst_onsets),
+                    (f"{Path(args.model).name if args.model else 'shipped model'}, melody (built-in voice)",
+                     args.model, mel_audio, melody_onsets(mel, 16000))]
+            lats = bench_latency_jack(runs)
+            results["latency_jack"] = lats
+            print("latency through JACK (16 kHz, 128-sample periods = 8.0 ms):")
+            for label, lat in lats.items():
+                if lat["latency_ms_median"] is not None:
+                    print(f"  {label}: onset -> note-on received: median {lat['latency_ms_median']:.1f} ms, "
+                          f"p90 {lat['latency_ms_p90']:.1f} ms ({lat['detected']}/{lat['onsets']} onsets)")
+                else:
+                    print(f"  {label}: no note-on detected ({lat['error']})")
+                print("    breakdown: " + ", ".join(f"{k} {v:.2f} ms" for k, v in lat["breakdown_ms"].items()))
         if args.soak_seconds > 0:
             s = bench_soak(args.model, args.soak_seconds, Path(tmp))
             results["soak"] = s

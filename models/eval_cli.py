@@ -404,17 +404,16 @@ def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
     models_info = {}
     for m, mod in models.items():
         meta = mod.info.get("meta", {})
-        models_info[m] = {"space": mod.space.name, "synth": meta.get("synth", "?") if isinstance(meta.get("synth"), str)
-                          else json.dumps(meta.get("synth")), "training": _training_text(meta),
-                          "notes": f"`{mod.info.get('path')}`"}
+        path = mod.info.get("path")
+        own = (Path(args.fig_dir) / "configs" / f"{m}.json").is_file()
+        target = ((meta.get("train_config") or {}).get("data") or {}).get("target_synth")
+        models_info[m] = {"space": mod.space.name, "synth": (meta.get("synth", "?") if isinstance(meta.get("synth"), str)
+                                                             else json.dumps(meta.get("synth")))
+                          + (f"; targets played by {target}" if target else ""),
+                          "training": _training_text(meta),
+                          "notes": (f"this report's run `{path}` (git-ignored), config `{args.fig_dir}/configs/{m}.json`"
+                                    if own else f"`{path}`")}
     notes = list(args.note)
-    for m, mod in models.items():
-        path = Path(mod.info.get("path", ""))
-        meta = mod.info.get("meta", {})
-        where = (f"trained for this report: config `{args.fig_dir}/configs/{m}.json`, run `{path}` "
-                 f"(git-ignored; rerun `rtmirror eval --train-baselines ...`)"
-                 if (Path(args.fig_dir) / "configs" / f"{m}.json").is_file() else f"checkpoint `{path}`")
-        notes.append(f"`{m}` — {_training_text(meta)}; {where}.")
     evaluated = {s for r in results.values() for s in r}
     for s in SET_ORDER:
         if s not in evaluated:

@@ -224,8 +224,10 @@ def load_model(checkpoint, name: str | None = None) -> Model:
     frontend = FrontendConfig.from_dict(meta["frontend"]) if meta.get("frontend") else FrontendConfig()
     perf = meta.get("performer") or (meta.get("train_config") or {}).get("performer")
     performer = PerformerConfig(**perf) if isinstance(perf, dict) and perf else None
-    return torch_model(name or Path(checkpoint).name, ck.encoder, space, frontend, ck.decoder, performer,
-                       {"path": str(checkpoint), "meta": meta})
+    # a supervised-only run never trains its decoder: leave it out rather than report noise
+    supervised = str((meta.get("train_config") or {}).get("mode", "")) == "supervised"
+    return torch_model(name or Path(checkpoint).name, ck.encoder, space, frontend,
+                       None if supervised else ck.decoder, performer, {"path": str(checkpoint), "meta": meta})
 
 
 @dataclass

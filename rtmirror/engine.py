@@ -23,6 +23,7 @@ zero frames to get the last frames out.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -215,6 +216,10 @@ class Engine:
         # would otherwise stall the worker ~1 s with the input already running.
         self.pipeline.process(np.zeros(self.source.sample_rate // 10, np.float32))
         self.pipeline.reset()
+        # The audio callback needs the GIL; with Python's default 5 ms switch interval a busy
+        # worker could hold it for most of an 8 ms period. 1 ms keeps the callback's wait short.
+        if sys.getswitchinterval() > 0.001:
+            sys.setswitchinterval(0.001)
         self.source.start()
         self.snapshot.running = True
         self._thread = threading.Thread(target=self._run, name="rtmirror-engine", daemon=True)

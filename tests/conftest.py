@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -60,6 +61,11 @@ class JackServer:
         return self
 
     def stop(self) -> None:
+        if "sounddevice" in sys.modules:
+            # PortAudio's JACK host API aborts the interpreter at exit (pa_jack.c Terminate
+            # assertion) when its server is gone: re-initialize it without JACK first.
+            from rtmirror.audio_io import forget_jack
+            forget_jack()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -253,6 +253,10 @@ def test_window_fed_by_the_engine_shows_its_columns_and_values(themed, qtbot, ke
     for i, (knob, a) in enumerate(zip(win._knobs, encoder.assignments)):
         if a is None or a.cc not in last_cc:
             continue
+        if knob.control.latch:
+            # envelope controls go out only just before a note-on (the value the note latches),
+            # so the last CC is the value at the last note-on, not the knob's latest value
+            continue
         if math.isnan(encoder._pending[i]):
             assert abs(last_cc[a.cc] / 127 - knob.value) <= a.threshold + 0.5 / 127, knob.control.name
         else:

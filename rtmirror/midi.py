@@ -8,7 +8,8 @@ talks to. Rules the encoder keeps (issue 6):
     for a silent note is dropped, and `close()` / `panic()` close whatever still sounds;
   * panic = note-offs for sounding notes + All Notes Off (CC 123);
   * CCs only on a change >= threshold, at most max_rate_hz per controller (the newest value
-    wins: a held-back value goes out when the cap allows); timing uses stream time, so a file
+    wins: a held-back value goes out when the cap allows, and at the latest on close, before
+    the note-offs); timing uses stream time, so a file
     and a port get the same messages;
   * latched (envelope) controls go out immediately, before the note-on they shape (the
     Performer emits them just before it; the rate cap does not delay them).
@@ -230,6 +231,14 @@ class MidiEncoder:
                 out += self._cc(int(i), float(self._pending[i]), t)
         return out
 
+    def flush_pending(self, t: float) -> list[Message]:
+        """Send every value the rate cap still holds back, now (stream is ending): the synth
+        must end on the final control values, not on the last ones the cap let through."""
+        out: list[Message] = []
+        for i in np.flatnonzero(~np.isnan(self._pending)):
+            out += self._cc(int(i), float(self._pending[i]), t)
+        return out
+
     def close_notes(self, t: float) -> list[Message]:
         out: list[Message] = []
         for note in sorted(self.sounding):
@@ -436,11 +445,12 @@ class MidiOut:
         return self._deliver(self.encoder.panic(t))
 
     def close(self, t: float) -> list[Message]:
-        """Close sounding notes + All Notes Off, then close every output (writes files)."""
+        """Held-back CC values, then sounding notes closed + All Notes Off, then close every
+        output (writes files)."""
         if self._closed:
             return []
         self._closed = True
-        msgs = self.panic(t)
+        msgs = self._deliver(self.encoder.flush_pending(t)) + self.panic(t)
         for o in self.outputs:
             try:
                 o.close()

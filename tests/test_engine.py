@@ -156,6 +156,33 @@ def test_stop_mid_note_sends_note_off_and_all_notes_off(probe, tmp_path):
     assert types[-2:] == ["note_off", "control_change"]
 
 
+def test_stop_sends_the_cc_value_the_rate_cap_held_back(probe):
+    """A knob moves, the per-controller cap (here one CC every 5 s) holds the new value back,
+    the engine stops: the value still reaches the synth, before the All Notes Off."""
+    from rtmirror.ccmap import CCMap
+    runtime = EncoderRuntime(probe)
+    cmap = CCMap.from_dict({"midi": {"max_rate_hz": 0.2}})
+    eng = Engine(runtime, FileInput(np.zeros(SR * 20, np.float32), SR, block=128, realtime=True),
+                 MidiOut(MidiEncoder(runtime.space, cmap), []),
+                 cfg=EngineConfig(max_backlog_s=0.064, record=True))
+    k = eng.snapshot.control_names.index("VCF1: Frequency")
+    eng.snapshot.set_hold("VCF1: Frequency", 0.2)
+    eng.start()
+    t0 = time.monotonic()
+    while (0xB0, 74, round(0.2 * 127)) not in [m for _, m in eng.messages] and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    eng.snapshot.set_hold("VCF1: Frequency", 0.8)
+    while eng.snapshot.controls[k] != np.float32(0.8) and time.monotonic() - t0 < 10:
+        time.sleep(0.01)
+    eng.stop()
+    assert eng.error is None
+    msgs = [m for _, m in eng.messages]
+    cc74 = [i for i, m in enumerate(msgs) if m[:2] == (0xB0, 74)]
+    assert [msgs[i][2] for i in cc74][:1] == [round(0.2 * 127)]
+    assert msgs[cc74[-1]] == (0xB0, 74, round(0.8 * 127))
+    assert msgs[-1] == (0xB0, 123, 0) and cc74[-1] < len(msgs) - 1
+
+
 def test_model_error_mid_run_closes_notes(probe):
     eng = make_engine(probe, np.zeros(SR * 20, np.float32), realtime=True, max_backlog_s=0.064)
     hold_gate_on(eng)

@@ -82,6 +82,28 @@ def test_cc_threshold_rate_cap_and_newest_value_wins(values, rate):
     assert all(abs(a - b) / 127 >= 0.02 - 1 / 127 for a, b in zip(wire, wire[1:]))
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=60), st.floats(5.0, 62.5))
+def test_close_flushes_cc_values_the_rate_cap_held_back(values, rate):
+    """Stopping right after the last frame: the synth still ends on the final control value (the
+    cap's held-back value goes out on close), before the note-offs and All Notes Off."""
+    cmap = CCMap.from_dict({"midi": {"threshold": 0.01, "max_rate_hz": rate}})
+    name = "VCF1: Frequency"
+    out = MidiOut(MidiEncoder(SPACE, cmap), [])
+    times = np.arange(len(values)) / 125
+    events = [Event(0.0, NOTE_ON, note=60, velocity=90)]
+    events += [Event(t, CONTROL, name=name, value=v) for t, v in zip(times, values)]
+    msgs = out.send_frames(events, times)
+    closing = out.close(float(times[-1]))
+    wire = [m[2] for _, m in msgs + closing if m[0] == 0xB0 and m[1] == 74]
+    assert abs(wire[-1] / 127 - values[-1]) <= 0.01 + 0.5 / 127
+    # Order on close: held-back CCs, then the note-off, then All Notes Off last.
+    tail = [m for _, m in closing]
+    assert tail[-2:] == [(0x80, 60, 0), (0xB0, CC_ALL_NOTES_OFF, 0)]
+    assert all(m[0] == 0xB0 and m[1] == 74 for m in tail[:-2])
+    assert balanced(msgs + closing)
+
+
 def test_latched_controls_precede_their_note_on_and_skip_the_rate_cap():
     """Replaying the messages into a synth's CC state: at every note-on the latched knobs hold
     exactly the values the Performer latched for that note, although the cap is 1 msg/s."""

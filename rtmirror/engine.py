@@ -209,18 +209,30 @@ class Engine:
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> "Engine":
-        """Open the input (errors raise here, before any thread) and start the worker."""
+        """Open the input (errors raise here, before any thread, with the MIDI outputs closed)
+        and start the worker."""
         if self._thread is not None:
             raise RuntimeError("engine already started")
-        # Warm up first: the first calls load Numba's cached kernels and onnxruntime's, which
-        # would otherwise stall the worker ~1 s with the input already running.
-        self.pipeline.process(np.zeros(self.source.sample_rate // 10, np.float32))
-        self.pipeline.reset()
-        # The audio callback needs the GIL; with Python's default 5 ms switch interval a busy
-        # worker could hold it for most of an 8 ms period. 1 ms keeps the callback's wait short.
-        if sys.getswitchinterval() > 0.001:
-            sys.setswitchinterval(0.001)
-        self.source.start()
+        try:
+            # Warm up first: the first calls load Numba's cached kernels and onnxruntime's, which
+            # would otherwise stall the worker ~1 s with the input already running.
+            self.pipeline.process(np.zeros(self.source.sample_rate // 10, np.float32))
+            self.pipeline.reset()
+            # The audio callback needs the GIL; with Python's default 5 ms switch interval a busy
+            # worker could hold it for most of an 8 ms period. 1 ms keeps the callback's wait short.
+            if sys.getswitchinterval() > 0.001:
+                sys.setswitchinterval(0.001)
+            self.source.start()
+        except BaseException:
+            # Nothing was played: close the MIDI outputs (no port left open) and whatever part
+            # of the input did open, then report.
+            try:
+                self.source.stop()
+            except Exception:
+                pass
+            if self.midi is not None:
+                self.midi.close(0.0)
+            raise
         self.snapshot.running = True
         self._thread = threading.Thread(target=self._run, name="rtmirror-engine", daemon=True)
         self._thread.start()

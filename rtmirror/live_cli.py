@@ -60,26 +60,28 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     runtime = EncoderRuntime(opts.model)
     cc_map = CCMap.load(opts.cc_map)
     encoder = MidiEncoder(runtime.space, cc_map, opts.channel - 1)
+    # The audio source first (device lookup, file read): an input that cannot be found opens
+    # no MIDI port. Whatever fails after that closes everything opened so far.
+    source = make_source(opts)
     outputs = []
     port_desc = "no MIDI port"
-    if not opts.no_port:
-        api = choose_api(opts.midi_api)
-        if api is None:
-            say("no MIDI API usable here (no ALSA sequencer at /dev/snd/seq, no JACK server running): "
-                "MIDI goes only to the file/printer")
-        else:
-            port = PortOutput(api, port=opts.port, virtual=None if opts.port else opts.virtual)
-            outputs.append(port)
-            kind = "connected to" if opts.port else "virtual port"
-            port_desc = f"{kind} {port.name!r} ({api_label(api)})"
-    if opts.print_midi:
-        outputs.append(MessagePrinter(runtime.space, encoder.assignments))
-    if opts.record:
-        outputs.append(MidiFileRecorder(opts.record))
-    midi = MidiOut(encoder, outputs)
     try:
+        if not opts.no_port:
+            api = choose_api(opts.midi_api)
+            if api is None:
+                say("no MIDI API usable here (no ALSA sequencer at /dev/snd/seq, no JACK server running): "
+                    "MIDI goes only to the file/printer")
+            else:
+                port = PortOutput(api, port=opts.port, virtual=None if opts.port else opts.virtual)
+                outputs.append(port)
+                kind = "connected to" if opts.port else "virtual port"
+                port_desc = f"{kind} {port.name!r} ({api_label(api)})"
+        if opts.print_midi:
+            outputs.append(MessagePrinter(runtime.space, encoder.assignments))
+        if opts.record:
+            outputs.append(MidiFileRecorder(opts.record))
+        midi = MidiOut(encoder, outputs)
         csv = ControlsCsv(opts.controls_csv, runtime.space.names) if opts.controls_csv else None
-        source = make_source(opts)
         cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
                            stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
         engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
@@ -87,7 +89,14 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     except BaseException:
         for o in outputs:          # nothing was sent; close the port, write no file
             if not isinstance(o, MidiFileRecorder):
-                o.close()
+                try:
+                    o.close()
+                except Exception:
+                    pass
+        try:
+            source.stop()
+        except Exception:
+            pass
         raise
     engine.description = (f"{getattr(source, 'device_name', opts.wav)} @ {source.sample_rate} Hz -> "
                           f"{port_desc}, channel {opts.channel}, model {runtime.path.name} "

@@ -216,6 +216,33 @@ def test_input_stream_lost_mid_note(jack_env, probe):
     assert "all notes off" in engine.snapshot.message
 
 
+def jack_ports(pattern: str) -> list[str]:
+    import jack
+    client = jack.Client("port-lister", no_start_server=True)
+    try:
+        return [p.name for p in client.get_ports(pattern)]
+    finally:
+        client.close()
+
+
+def test_an_input_that_fails_to_open_leaves_no_midi_port(jack_env, probe, tmp_path):
+    """No leaked MIDI port (and no note sent) whether the input fails while the engine is
+    assembled (unknown device: no port is even opened) or when it opens (a rate the JACK server
+    does not run at): the caller does not have to clean up."""
+    with pytest.raises(LookupError, match="no input device matches"):
+        live_engine("no-such-microphone", probe, "rtm-leak-a")
+    assert jack_ports("rtm-leak-a") == []
+    from rtmirror.live_cli import LiveOptions, build_engine
+    engine = build_engine(LiveOptions(input=str(jack_env), sample_rate=44100, model=str(probe), midi_api="jack",
+                                      virtual="rtm-leak-b", record=str(tmp_path / "x.mid")),
+                          on_message=lambda m: None)
+    assert len(jack_ports("rtm-leak-b")) == 1
+    with pytest.raises(Exception):
+        engine.start()                  # PortAudio's JACK host runs only at the server's rate
+    assert jack_ports("rtm-leak-b") == []
+    assert not engine.running and engine.midi.sent <= 1          # at most the All Notes Off
+
+
 @pytest.mark.parametrize("stop_on_loss", [False, True])
 def test_midi_port_closed(jack_env, probe, stop_on_loss):
     import rtmidi

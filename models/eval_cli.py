@@ -436,7 +436,9 @@ def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
     else:
         notes.append("exp3 sets are evaluated zero-shot: no evaluated encoder trained on amsynth or piano audio "
                      "(no exp3 MirrorNet adaptation run was available).")
-    notes.append(f"Evaluation wall time {elapsed / 60:.1f} min on a shared 2-core VM, torch threads {args.threads}.")
+    notes.append(f"Evaluation wall time {elapsed / 60:.1f} min on a shared 2-core VM, torch threads {args.threads}"
+                 + (" (--reuse: the summaries of checkpoints and sets unchanged since an earlier run of this "
+                    "evaluator were reused, only the example melodies re-run)." if args.reuse else "."))
     command = "rtmirror eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else "rtmirror eval --report"
     R.write_report(Path(args.out), results, models_info, set_info,
                    {"loss": os.path.relpath(loss_png, Path(args.out).parent or ".") if has_loss else None,

@@ -250,3 +250,15 @@ def test_group_delay_report_matches_scipy():
         _, gd = group_delay(channel_filter(ch), w=[center_frequencies(cfg.shift)[ch]], fs=cfg.sample_rate)
         assert abs(reported[ch] * cfg.sample_rate - gd[0]) < 1e-4 * gd[0]
     assert np.all(np.diff(group_delay_samples()[:128]) < 0.5)  # broadly: lower CF, longer delay
+
+
+def test_stream_takes_any_float_layout():
+    """float32/float64 blocks go to the kernel as they are; strided, byte-swapped and float16 blocks
+    through a float64 copy: the same frames either way."""
+    cfg = FrontendConfig(normalization="none")
+    x = make_signal(cfg.sample_rate, 0.25).astype(np.float16)
+    ref = wav2aud(x.astype(np.float64), cfg)
+    for block in (x, x.astype(np.float32), x.astype(">f8"), np.repeat(x.astype(np.float32), 2)[::2]):
+        stream = CochlearStream(cfg)
+        got = np.concatenate([stream.process(block[i:i + 100], copy=True) for i in range(0, len(block), 100)])
+        np.testing.assert_array_equal(got, ref)

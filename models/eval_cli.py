@@ -170,7 +170,7 @@ def _parse_checkpoints(specs: list[str], fig_dir: Path, runs: Path) -> list[tupl
                 if (d / "model.safetensors").is_file():
                     out.append((d.name, d))
         names = {n for n, _ in out}
-        for cfg in sorted((fig_dir / "configs").glob("*.json")):
+        for cfg in sorted((fig_dir / "configs").glob("*.json"), key=lambda p: p.stem):
             d = runs / cfg.stem / "checkpoint"
             if cfg.stem not in names and (d / "model.safetensors").is_file():
                 out.append((cfg.stem, d))

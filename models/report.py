@@ -305,6 +305,9 @@ def write_report(out: Path, results: dict, models_info: dict, set_info: dict, fi
     L += ["", "## Held-out sets", "", "| set | melodies | audio | seeds |", "|---|---|---|---|"]
     for s, info in set_info.items():
         L.append(f"| {s} | {info['n']} | {info['description']} | {info['seeds']} |")
+    L += ["", "Melody i of a set is `make_melody(kind, numpy.random.default_rng(seed_base + i), space)`; "
+          "training draws its melodies from list seeds `[s, i]` with s < 10,000,000 (models/render.py), "
+          "which never produce these streams."]
     L += ["", "## Results per set", "",
           "Note P/R/F1: mir_eval, onset within 50 ms and pitch within 50 cents, offsets ignored, mean over "
           "melodies. Frame pitch accuracy: the encoder's pitch within half a semitone on frames where a true "

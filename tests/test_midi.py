@@ -241,7 +241,8 @@ def test_choose_api_explicit_and_default(monkeypatch):
             choose_api("jack")
 
 
-def _recv(midi_in, n_expected, timeout=2.0):
+def _recv(midi_in, n_expected, timeout=5.0):
+    """Up to n_expected messages, waiting at most `timeout` (generous: loaded CI machines)."""
     got, t0 = [], time.monotonic()
     while len(got) < n_expected and time.monotonic() - t0 < timeout:
         m = midi_in.get_message()
@@ -252,45 +253,78 @@ def _recv(midi_in, n_expected, timeout=2.0):
     return got
 
 
+def _wait_until(cond, timeout=5.0):
+    """Poll cond() until it returns something truthy (returned) or the timeout (last value)."""
+    t0 = time.monotonic()
+    while not (value := cond()) and time.monotonic() - t0 < timeout:
+        time.sleep(0.01)
+    return value
+
+
+def _jack_connected(observer, port_substring: str, timeout=5.0) -> bool:
+    """Wait until the JACK MIDI port whose name contains port_substring has a connection that
+    the process cycles use. JACK lists a new connection before the running graph has switched
+    to it (measured under load: the first messages after connect were lost in 3 of 16 tries),
+    so after it is listed wait three periods of the server's own frame clock as well (0 of 16).
+    No Python process callback for this: a late one would itself make the graph drop events."""
+    def listed():
+        ports = [p for p in observer.get_ports(is_midi=True) if port_substring in p.name]
+        return len(ports) == 1 and bool(observer.get_all_connections(ports[0]))
+
+    if not _wait_until(listed, timeout):
+        return False
+    f0 = observer.last_frame_time
+    return bool(_wait_until(lambda: observer.last_frame_time - f0 >= 3 * observer.blocksize, timeout))
+
+
 @pytest.mark.jack
 def test_jack_virtual_port_and_port_loss(jack_server):
+    """Waits on JACK's own state (connection made, port gone/back, message arrived) instead of
+    fixed sleeps: messages sent before a connection is in place are lost, not late."""
+    import jack
     import rtmidi
     assert choose_api() == rtmidi.API_UNIX_JACK or os.path.exists("/dev/snd/seq")
     api = choose_api("jack")
-    # virtual port: a recorder connects to it
-    virt = PortOutput(api, virtual="rtmirror-test")
-    rec = rtmidi.MidiIn(api, name="recorder")
-    ports = rec.get_ports()
-    rec.open_port([i for i, p in enumerate(ports) if "rtmirror-test" in p][0], "in")
-    out = MidiOut(MidiEncoder(SPACE), [virt])
-    out.send([Event(0.0, NOTE_ON, note=60, velocity=99)], 0.0)
-    out.close(0.1)
-    assert _recv(rec, 3) == [(0x90, 60, 99), (0x80, 60, 0), (0xB0, 123, 0)]
-    rec.close_port()
-    del rec
+    observer = jack.Client("midi-test-observer", no_start_server=True)
+    try:
+        # virtual port: a recorder connects to it
+        virt = PortOutput(api, virtual="rtmirror-test")
+        rec = rtmidi.MidiIn(api, name="recorder")
+        ports = rec.get_ports()
+        rec.open_port([i for i, p in enumerate(ports) if "rtmirror-test" in p][0], "in")
+        assert _jack_connected(observer, "rtmirror-test")
+        out = MidiOut(MidiEncoder(SPACE), [virt])
+        out.send([Event(0.0, NOTE_ON, note=60, velocity=99)], 0.0)
+        out.close(0.1)
+        assert _recv(rec, 3) == [(0x90, 60, 99), (0x80, 60, 0), (0xB0, 123, 0)]
+        rec.close_port()
+        del rec
 
-    # connected port: it disappears, is reported, comes back, is reconnected
-    synth = rtmidi.MidiIn(api, name="fakesynth")
-    synth.open_virtual_port("synth-in")
-    conn = PortOutput(api, port="synth-in")
-    assert conn.check() is None
-    conn.send(0.0, (0xB0, 74, 5))
-    assert _recv(synth, 1) == [(0xB0, 74, 5)]
-    synth.close_port()
-    del synth
-    time.sleep(0.1)
-    msg = conn.check()
-    assert msg and "disappeared" in msg and conn.lost
-    conn.send(0.0, (0xB0, 74, 6))                   # silently skipped, no exception
-    synth = rtmidi.MidiIn(api, name="fakesynth")
-    synth.open_virtual_port("synth-in")
-    time.sleep(0.1)
-    msg = conn.check()
-    assert msg and "reconnected" in msg and not conn.lost
-    conn.send(0.0, (0xB0, 74, 7))
-    assert _recv(synth, 1) == [(0xB0, 74, 7)]
-    conn.close()
-    synth.close_port()
+        # connected port: it disappears, is reported, comes back, is reconnected
+        synth = rtmidi.MidiIn(api, name="fakesynth")
+        synth.open_virtual_port("synth-in")
+        conn = PortOutput(api, port="synth-in")
+        assert conn.check() is None
+        assert _jack_connected(observer, "synth-in")
+        conn.send(0.0, (0xB0, 74, 5))
+        assert _recv(synth, 1) == [(0xB0, 74, 5)]
+        synth.close_port()
+        del synth
+        msg = _wait_until(conn.check)
+        assert msg and "disappeared" in msg and conn.lost
+        conn.send(0.0, (0xB0, 74, 6))                   # silently skipped, no exception
+        synth = rtmidi.MidiIn(api, name="fakesynth")
+        synth.open_virtual_port("synth-in")
+        msg = _wait_until(conn.check)
+        assert msg and "reconnected" in msg and not conn.lost
+        assert _jack_connected(observer, "synth-in")
+        conn.send(0.0, (0xB0, 74, 7))
+        assert _recv(synth, 1) == [(0xB0, 74, 7)]       # 6 was never delivered: only 7 arrives
+        assert _recv(synth, 1, timeout=0.2) == []
+        conn.close()
+        synth.close_port()
+    finally:
+        observer.close()
 
 
 def test_alsa_virtual_port_roundtrip_or_clear_refusal():

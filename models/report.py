@@ -215,7 +215,7 @@ def _targets_section(results: dict, main_exp1: str | None, supervised: str | Non
         cols = [main_exp1] + others
         n = exp1[main_exp1]["n_melodies"]
         lines += [f"exp1 held-out set ({n} melodies). The MirrorNet model `{main_exp1}` is the one the targets are "
-                  f"checked on (gap = how far below the target it is); the other columns are the baselines, "
+                  f"checked on (gap = how far below the target it is); the other exp1-space models are shown "
                   f"for comparison (✓ = target met).", "",
                   "| metric | target | " + " | ".join(f"`{m}`" for m in cols) + " | gap |",
                   "|---|---|" + "---|" * (len(cols) + 1)]

@@ -4,12 +4,20 @@ The same code feeds the synth during training and the MIDI port live, so a model
 exactly what a synth receiving our MIDI would play. Pure numpy/Python (no torch).
 
 Frames -> events (`Performer.step`, offline twin `frames_to_events`):
-  * gate with hysteresis: a note starts when gate >= gate_on and ends when gate < gate_off;
+  * gate with hysteresis: a note starts when gate >= gate_on and ends when gate < gate_off for
+    `gate_off_frames` consecutive frames (a one-frame dip of a trained gate does not split a note);
   * a note lasts at least `min_note_frames` frames (an earlier gate-off or retrigger waits);
+  * the pitch is "settled" when the last `pitch_stable_frames` continuous pitches lie within
+    `pitch_stable_tol` semitones of each other. A trained encoder's pitch glides for a few frames
+    into each new note (it was still showing the previous one); playing every pitch it passes
+    through is what made the Performer play 2-4x the notes of the input (docs/PERFORMER.md);
+  * onset settling: after the gate opens, the note-on waits until the pitch is settled, at most `onset_settle_frames` frames, then starts with the pitch of that frame
+    (a gate that falls below gate_off meanwhile cancels it). Latency: at most that many frames;
   * retrigger on pitch change: the note is round(pitch.to_physical(v)); a sounding note is
-    replaced when that differs from it by >= retrigger_semitones (and the continuous pitch is
-    more than 0.5 + pitch_hysteresis semitones away, so jitter at a semitone boundary does not
-    chatter);
+    replaced when that differs from it by >= retrigger_semitones, the continuous pitch is more
+    than 0.5 + pitch_hysteresis semitones away (jitter at a semitone boundary does not chatter)
+    and the pitch is settled (a glide passing through notes does not play them;
+    latency: pitch_stable_frames - 1 frames);
   * latched controls (Control.latch, e.g. ENV1 Attack/Decay) go out once per note, as CONTROL
     events at the note-on's time, ordered before it: a synth reads them at note-on;
   * other knobs go out at stream start and whenever they move by more than knob_threshold;
@@ -33,6 +41,7 @@ from frame round(t * frame_rate) on (melodies are quantized to that grid, so thi
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +54,11 @@ from rtmirror.events import CONTROL, NOTE_OFF, NOTE_ON, PITCH_BEND, Event, sorte
 class PerformerConfig:
     gate_on: float = 0.6               # gate >= gate_on starts a note
     gate_off: float = 0.4              # gate < gate_off ends it (hysteresis band in between)
+    gate_off_frames: int = 2           # consecutive frames below gate_off that end a note
     min_note_frames: int = 2           # shortest note, in frames (8 ms each at 125 frames/s)
+    pitch_stable_frames: int = 3       # frames the pitch must stay on a note before it plays (1 = at once)
+    pitch_stable_tol: float = 0.25     # largest spread (max - min, semitones) of a settled pitch
+    onset_settle_frames: int = 4       # longest wait of a note-on for a settled pitch (0 = none)
     retrigger: bool = True             # a pitch change on a sounding note starts a new note
     retrigger_semitones: float = 1.0   # |round(pitch) - sounding note| that retriggers
     pitch_hysteresis: float = 0.15     # semitones beyond the rounding boundary before a change counts
@@ -59,8 +72,13 @@ class PerformerConfig:
     def __post_init__(self) -> None:
         if not (0.0 <= self.gate_off <= self.gate_on <= 1.0):
             raise ValueError(f"need 0 <= gate_off <= gate_on <= 1, got {self.gate_off}, {self.gate_on}")
-        if self.min_note_frames < 1:
-            raise ValueError(f"min_note_frames must be >= 1, got {self.min_note_frames}")
+        for name in ("min_note_frames", "gate_off_frames", "pitch_stable_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.onset_settle_frames < 0:
+            raise ValueError(f"onset_settle_frames must be >= 0, got {self.onset_settle_frames}")
+        if not (0.0 < self.pitch_stable_tol <= 2.0):
+            raise ValueError(f"pitch_stable_tol must be in (0, 2], got {self.pitch_stable_tol}")
         if self.retrigger_semitones < 1:
             raise ValueError(f"retrigger_semitones must be >= 1, got {self.retrigger_semitones}")
         if not (0.0 <= self.pitch_hysteresis < 0.5):
@@ -110,6 +128,9 @@ class Performer:
         self.frame_index = 0
         self._note: int | None = None      # sounding MIDI note
         self._age = 0                      # frames since its note-on
+        self._below = 0                    # consecutive frames with the gate below gate_off
+        self._wait: int | None = None      # frames a note-on has waited for a settled pitch (None: not waiting)
+        self._recent = deque(maxlen=self.cfg.pitch_stable_frames)   # last continuous pitches (semitones)
         self._bend = 0.0                   # last bend sent (semitones)
         self._last = np.full(len(self.space), np.nan)   # last finite value seen per column
         self._sent = {name: None for _, name in self._continuous}   # last knob value sent
@@ -146,16 +167,20 @@ class Performer:
 
         pitch_v = self._last[self._i_pitch]
         phys = float(self._pitch.to_physical(pitch_v)) if math.isfinite(pitch_v) else None
+        if phys is not None:
+            self._recent.append(phys)
         cfg = self.cfg
         if self._note is not None:
             self._age += 1   # frames since note-on, counting this one
+            self._below = self._below + 1 if gate < cfg.gate_off else 0
             old_enough = self._age >= cfg.min_note_frames
-            if gate < cfg.gate_off and old_enough:
+            if self._below >= cfg.gate_off_frames and old_enough:
                 out.append(Event(t, NOTE_OFF, note=self._note))
                 self._note = None
             elif (cfg.retrigger and old_enough and phys is not None
                   and abs(round(phys) - self._note) >= cfg.retrigger_semitones
-                  and abs(phys - self._note) > 0.5 + cfg.pitch_hysteresis):
+                  and abs(phys - self._note) > 0.5 + cfg.pitch_hysteresis
+                  and self._settled()):
                 # canonical order at one time: CONTROL, PITCH_BEND, NOTE_OFF, NOTE_ON; legato
                 # sends the new note-on before the old note-off so a mono synth slides instead
                 old = self._note
@@ -164,8 +189,17 @@ class Performer:
                 out += evs + [off] if cfg.legato else evs[:-1] + [off, evs[-1]]
             elif cfg.pitch_bend and phys is not None:
                 out += self._bend_to(t, phys - self._note)
-        elif gate >= cfg.gate_on and phys is not None:
-            out += self._note_on(t, phys)
+        else:
+            if self._wait is None and gate >= cfg.gate_on and phys is not None:
+                self._wait = 0                                   # the gate opened: settle the pitch
+            elif self._wait is not None and gate < cfg.gate_off:
+                self._wait = None                                # closed again before the note began
+            if self._wait is not None:
+                if self._wait >= cfg.onset_settle_frames or self._settled():
+                    self._wait = None
+                    out += self._note_on(t, phys)
+                else:
+                    self._wait += 1
         self.frame_index += 1
         return out
 
@@ -178,6 +212,7 @@ class Performer:
         if self._note is not None:
             out.append(Event(self.time, NOTE_OFF, note=self._note))
             self._note = None
+        self._wait = None   # a note-on still settling is dropped (it never sounded)
         return out
 
     # -- helpers --------------------------------------------------------------------------
@@ -191,7 +226,15 @@ class Performer:
         out.append(Event(t, NOTE_ON, note=note, velocity=self._velocity()))
         self._note = note
         self._age = 0
+        self._below = 0
         return out
+
+    def _settled(self) -> bool:
+        """Has the continuous pitch been steady (max - min <= pitch_stable_tol) for the last
+        pitch_stable_frames frames? Steadiness, not closeness to a semitone: a detuned voice must
+        still start notes without the full wait and still change note under a held gate."""
+        r = self._recent
+        return len(r) == r.maxlen and max(r) - min(r) <= self.cfg.pitch_stable_tol
 
     def _velocity(self) -> int:
         if self._vel is None or not math.isfinite(self._last[self._i_vel]):

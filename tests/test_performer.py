@@ -14,7 +14,12 @@ from rtmirror.synth.melody import general_melody, paper_melody
 FR = 125.0
 EXP1 = ControlSpace.load("exp1")
 EXP2 = ControlSpace.load("exp2")
-EXACT = PerformerConfig(knob_threshold=0.0, min_note_frames=1)
+# The note rules with no settling (note-on on the gate-on frame, retrigger on the first frame the
+# pitch is another note, note-off on the first frame below gate_off): exact ground-truth frames
+# give back exactly the melody's events.
+IMMEDIATE = dict(pitch_stable_frames=1, pitch_stable_tol=0.5, onset_settle_frames=0, gate_off_frames=1)
+EXACT = PerformerConfig(knob_threshold=0.0, min_note_frames=1, **IMMEDIATE)
+DEFAULT = PerformerConfig()
 
 
 def _frames(space, gate, pitch_note, knobs=None, vel=100):
@@ -119,7 +124,8 @@ cfg_strategy = st.builds(
     PerformerConfig,
     gate_on=st.floats(0.5, 0.9), gate_off=st.floats(0.1, 0.5), min_note_frames=st.integers(1, 6),
     legato=st.just(False), pitch_bend=st.booleans(), knob_threshold=st.floats(0, 0.1),
-    retrigger=st.booleans(), pitch_hysteresis=st.floats(0, 0.4))
+    retrigger=st.booleans(), pitch_hysteresis=st.floats(0, 0.4), gate_off_frames=st.integers(1, 3),
+    pitch_stable_frames=st.integers(1, 4), pitch_stable_tol=st.floats(0.1, 1.0), onset_settle_frames=st.integers(0, 6))
 
 
 @settings(max_examples=20, deadline=None)
@@ -158,12 +164,13 @@ def test_hysteresis_no_chatter():
     gate[50:350] = 0.5 + rng.uniform(-0.09, 0.09, 300)  # hovers around 0.5, inside [0.4, 0.6)
     gate[50] = 0.7                                      # one clear onset
     f = _frames(EXP1, gate, np.full(T, 60))
-    events = frames_to_events(f, EXP1, FR, PerformerConfig(gate_on=0.6, gate_off=0.4))
+    events = frames_to_events(f, EXP1, FR, PerformerConfig(gate_on=0.6, gate_off=0.4, gate_off_frames=1))
     notes = [e for e in events if e.kind == NOTE_ON]
     assert len(notes) == 1 and round(notes[0].time * FR) == 50
     assert [round(e.time * FR) for e in events if e.kind == NOTE_OFF] == [350]
     # a single threshold (on == off) on the same signal chatters: the band is what prevents it
-    chatter = frames_to_events(f, EXP1, FR, PerformerConfig(gate_on=0.5, gate_off=0.5, min_note_frames=1))
+    chatter = frames_to_events(f, EXP1, FR, PerformerConfig(gate_on=0.5, gate_off=0.5, min_note_frames=1,
+                                                            gate_off_frames=1))
     assert sum(e.kind == NOTE_ON for e in chatter) > 10
 
 
@@ -217,14 +224,15 @@ def test_pitch_bend_tracks_continuous_pitch():
     f = _frames(EXP1, gate, pitch)
     cfg = PerformerConfig(pitch_bend=True, bend_threshold=0.02, pitch_hysteresis=0.45, retrigger_semitones=2)
     ev = frames_to_events(f, EXP1, FR, cfg)
-    assert sum(e.kind == NOTE_ON for e in ev) == 1
+    ons = [round(e.time * FR) for e in ev if e.kind == NOTE_ON]
+    assert len(ons) == 1 and ons[0] <= cfg.onset_settle_frames
     rec = EXP1["pitch"].to_physical(events_to_frames(ev, T, EXP1, FR)[:, EXP1.index("pitch")])
-    assert np.max(np.abs(rec - pitch)) <= 0.02 + 1e-3
+    assert np.max(np.abs(rec - pitch)[ons[0]:]) <= 0.02 + 1e-3
     assert ev[-2].kind == PITCH_BEND and ev[-2].value == 0.0   # flush recentres the bend
 
 
 def test_non_finite_frames_never_crash_and_gate_off():
-    p = Performer(EXP1, PerformerConfig(min_note_frames=1), FR)
+    p = Performer(EXP1, PerformerConfig(min_note_frames=1, **IMMEDIATE), FR)
     f = _frames(EXP1, np.ones(3), np.full(3, 60))[0]
     assert any(e.kind == NOTE_ON for e in p.step(f))
     bad = f.copy()
@@ -257,8 +265,10 @@ def test_config_validation():
         PerformerConfig.from_dict({"gate_onn": 0.5})
     with pytest.raises(ValueError):
         PerformerConfig(gate_on=0.3, gate_off=0.5)
-    with pytest.raises(ValueError):
-        PerformerConfig(min_note_frames=0)
+    for bad in (dict(min_note_frames=0), dict(gate_off_frames=0), dict(pitch_stable_frames=0),
+                dict(onset_settle_frames=-1), dict(pitch_stable_tol=0.0), dict(pitch_stable_tol=2.5)):
+        with pytest.raises(ValueError):
+            PerformerConfig(**bad)
     with pytest.raises(ValueError):
         frames_to_events(np.zeros((3, 2)), EXP1, FR)
     with pytest.raises(ValueError, match="finite"):
@@ -285,3 +295,126 @@ def test_synth_hears_the_same_through_the_performer(space):
         assert np.abs(a).max() > 0.01
         # float32 rounding of knob values through the frames only
         assert np.max(np.abs(a - b)) <= 1e-4 * np.abs(a).max()
+
+
+# -- pitch settling: a trained encoder's pitch glides into each note ------------------------------
+def _notes(events):
+    """(note-on frame, note) of every note-on."""
+    return [(round(e.time * FR), e.note) for e in events if e.kind == NOTE_ON]
+
+
+@pytest.mark.parametrize("space", [EXP1, EXP2], ids=lambda s: s.name)
+@pytest.mark.parametrize("seed", [3, 4])
+def test_default_rules_on_exact_frames_play_the_melody_late_by_at_most_the_settling(space, seed):
+    """Clean ground-truth frames: the default rules play exactly the melody's notes (pitch and
+    velocity), each at most pitch_stable_frames - 1 frames late (the pitch of a new note must be
+    seen that many more frames), never early."""
+    mel = general_melody(np.random.default_rng(seed), space, duration_s=4.0)
+    T = int(round(mel.duration_s * FR))
+    events = frames_to_events(events_to_frames(mel.events, T, space, FR), space, FR, DEFAULT)
+    _check_stream(events)
+    got = [(round(e.time * FR), e.note, e.velocity) for e in events if e.kind == NOTE_ON]
+    want = [(round(on * FR), p, v) for on, off, p, v in mel.notes]
+    assert [(n, v) for _, n, v in got] == [(n, v) for _, n, v in want]
+    lags = [g[0] - w[0] for g, w in zip(got, want)]
+    assert 0 <= min(lags) and max(lags) <= DEFAULT.pitch_stable_frames - 1
+
+
+@pytest.mark.parametrize("glitch", [1, 2])
+def test_pitch_glitch_at_onset_does_not_play(glitch):
+    """The gate opens while the pitch still shows another note for fewer than pitch_stable_frames
+    frames (the previous note, or a swoop): one note, of the settled pitch, within the settling
+    window of the gate-on, nothing of the glitch."""
+    cfg = PerformerConfig(pitch_stable_frames=3, onset_settle_frames=5)
+    assert glitch < cfg.pitch_stable_frames
+    T = 80
+    gate = np.zeros(T)
+    gate[20:70] = 1
+    notes = np.full(T, 55.0)                      # the previous note, held before the gate opens
+    notes[20:20 + glitch] = 67.2                  # the glitch at the onset
+    notes[20 + glitch:] = 60.1
+    ev = frames_to_events(_frames(EXP1, gate, notes), EXP1, FR, cfg)
+    _check_stream(ev)
+    assert _notes(ev) == [(20 + glitch + cfg.pitch_stable_frames - 1, 60)]
+    # without settling the glitch plays, then the real pitch retriggers: two notes
+    legacy = frames_to_events(_frames(EXP1, gate, notes), EXP1, FR, PerformerConfig(**IMMEDIATE))
+    assert [n for _, n in _notes(legacy)] == [67, 60]
+
+
+def test_pitch_glide_into_a_note_starts_it_once_at_the_settled_pitch():
+    """A glide across several semitones after the gate opens (what the trained encoder does):
+    the note starts once, on the pitch it arrives at; the legacy rules play notes along the way."""
+    cfg = PerformerConfig(pitch_stable_frames=3, pitch_stable_tol=0.25, onset_settle_frames=6)
+    T = 60
+    gate = np.zeros(T)
+    gate[10:50] = 1
+    notes = np.full(T, 72.0)
+    notes[10:13] = [66.0, 63.0, 60.4]             # swoop down, within the settling window
+    notes[13:] = 60.0
+    ev = frames_to_events(_frames(EXP1, gate, notes), EXP1, FR, cfg)
+    assert _notes(ev) == [(15, 60)]               # 60 seen on frames 13, 14, 15
+    legacy = frames_to_events(_frames(EXP1, gate, notes), EXP1, FR, PerformerConfig(**IMMEDIATE))
+    assert [n for _, n in _notes(legacy)] == [66, 60]
+
+
+def test_unsettled_pitch_starts_the_note_at_the_end_of_the_settling_window():
+    """Latency bound: a pitch that never settles still gets its note, onset_settle_frames after
+    the gate opened, at the pitch of that frame."""
+    cfg = PerformerConfig(pitch_stable_frames=3, onset_settle_frames=4, retrigger=False)
+    T = 40
+    gate = np.zeros(T)
+    gate[10:30] = 1
+    notes = 60 + 2.0 * (np.arange(T) % 2)          # alternates 60, 62 every frame: never settled
+    ev = frames_to_events(_frames(EXP1, gate, notes), EXP1, FR, cfg)
+    assert _notes(ev) == [(14, int(notes[14]))]
+
+
+@pytest.mark.parametrize("n_stable", [2, 3])
+def test_legato_pitch_change_retriggers_within_the_stable_frames(n_stable):
+    """A real pitch change under a held gate retriggers exactly pitch_stable_frames - 1 frames
+    after it; a shorter excursion to another note does not."""
+    cfg = PerformerConfig(pitch_stable_frames=n_stable, onset_settle_frames=5)
+    T = 100
+    gate = np.ones(T)
+    notes = np.r_[np.full(40, 60.0), np.full(60, 63.0)]
+    notes[20:20 + n_stable - 1] = 65.0              # too short an excursion
+    ev = frames_to_events(_frames(EXP1, gate, notes), EXP1, FR, cfg)
+    _check_stream(ev)
+    on0 = _notes(ev)[0][0]
+    assert on0 <= n_stable - 1                      # the stream starts: n_stable frames of history
+    assert _notes(ev) == [(on0, 60), (40 + n_stable - 1, 63)]
+    # pitch jitter just past the hysteresis but flipping sides every frame never settles
+    jitter = np.where(np.arange(T) % 2 == 0, 60.0, 60.7)
+    ev = frames_to_events(_frames(EXP1, gate, jitter), EXP1, FR, cfg)
+    assert len(_notes(ev)) == 1
+
+
+def test_gate_off_frames_bridges_a_one_frame_dip_but_not_a_gap():
+    cfg = PerformerConfig(gate_off_frames=2)
+    T = 80
+    gate = np.zeros(T)
+    gate[10:70] = 1
+    gate[30] = 0.2                                  # one-frame dip: the same note goes on
+    gate[50:52] = 0.1                               # two frames below gate_off: a new note
+    ev = frames_to_events(_frames(EXP1, gate, np.full(T, 60)), EXP1, FR, cfg)
+    _check_stream(ev)
+    assert [f for f, _ in _notes(ev)] == [10, 52]
+    assert [round(e.time * FR) for e in ev if e.kind == NOTE_OFF] == [51, 71]
+    one = frames_to_events(_frames(EXP1, gate, np.full(T, 60)), EXP1, FR, PerformerConfig(gate_off_frames=1))
+    assert [f for f, _ in _notes(one)] == [10, 31, 52]
+
+
+def test_gate_closing_while_settling_plays_nothing_and_flush_drops_a_pending_note():
+    cfg = PerformerConfig(pitch_stable_frames=3, onset_settle_frames=5)
+    T = 30
+    gate = np.zeros(T)
+    gate[10:12] = 1                                 # two frames of gate on a pitch still moving
+    notes = np.r_[np.full(10, 50.0), [57.0, 64.0], np.full(T - 12, 64.0)]
+    assert _notes(frames_to_events(_frames(EXP1, gate, notes), EXP1, FR, cfg)) == []
+    p = Performer(EXP1, cfg, FR)
+    g = np.zeros(T)
+    g[10:] = 1
+    f = _frames(EXP1, g, notes)
+    assert _notes([e for row in f[:12] for e in p.step(row)]) == []   # waiting for the pitch to settle
+    assert p.flush() == [] and p.active_note is None
+    assert not [e for e in p.step(f[12]) if e.kind == NOTE_ON]  # the flushed wait does not resume

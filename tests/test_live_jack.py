@@ -50,6 +50,22 @@ class Recorder:
         self.midi.set_callback(lambda msg, _: self.got.append((self.clock.frame_time, tuple(msg[0]))))
         ports = self.midi.get_ports()
         self.midi.open_port(next(i for i, p in enumerate(ports) if port_substring in p), "in")
+        assert self._wait_connected(port_substring), f"JACK never connected {port_substring!r}"
+
+    def _wait_connected(self, port_substring: str, timeout=10.0) -> bool:
+        """JACK lists a connection before the running graph uses it (messages sent in between
+        are lost, seen on loaded machines): wait until it is listed, then three periods of the
+        server's frame clock."""
+        c, t0 = self.clock, time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            ports = [p for p in c.get_ports(is_midi=True, is_output=True) if port_substring in p.name]
+            if len(ports) == 1 and c.get_all_connections(ports[0]):
+                f0 = c.last_frame_time
+                while c.last_frame_time - f0 < 3 * c.blocksize and time.monotonic() - t0 < timeout:
+                    time.sleep(0.005)
+                return c.last_frame_time - f0 >= 3 * c.blocksize
+            time.sleep(0.01)
+        return False
 
     @property
     def messages(self):
@@ -62,6 +78,14 @@ class Recorder:
                 return True
             time.sleep(0.01)
         return False
+
+    def wait_count(self, n: int, timeout=5.0) -> bool:
+        """Until n messages arrived (what was sent crosses JACK within a few periods; a loaded
+        machine may delay the cycles)."""
+        t0 = time.monotonic()
+        while len(self.got) < n and time.monotonic() - t0 < timeout:
+            time.sleep(0.01)
+        return len(self.got) >= n
 
     def close(self):
         self.midi.close_port()
@@ -112,7 +136,7 @@ def test_melody_through_jack(jack_env, probe, which):
         time.sleep(0.3)
     finally:
         engine.stop()
-        time.sleep(0.1)          # the last messages cross JACK within a period
+        rec.wait_count(len(engine.messages))     # the last messages cross JACK within periods
         player.close()
         rec.close()
     assert engine.error is None, engine.error
@@ -207,7 +231,7 @@ def test_input_stream_lost_mid_note(jack_env, probe):
         assert rec.wait_for(lambda m: m[0] == 0x90)
         engine.source.abort()                            # the stream dies as on device loss
         assert engine.join(5.0)
-        time.sleep(0.1)
+        rec.wait_count(len(engine.messages))
     finally:
         engine.stop()
         rec.close()
@@ -302,7 +326,7 @@ def test_signal_stops_live_with_all_notes_off(jack_env, probe, tmp_path, sig):
         assert rec.wait_for(lambda m: m[0] & 0xF0 == 0x90 and m[2] > 0, timeout=20)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
-        time.sleep(0.1)
+        rec.wait_for(lambda m: m == (0xB0, 123, 0), timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -32,6 +32,7 @@ import numpy as np
 
 from rtmirror.events import NOTE_OFF, NOTE_ON, Event
 from rtmirror.frontend.config import FrontendConfig
+from rtmirror.level_gate import LevelGate
 from rtmirror.snapshot import Snapshot
 
 
@@ -57,7 +58,7 @@ class Pipeline:
     """
 
     def __init__(self, runtime, input_sr: int, performer_cfg=None, frontend: FrontendConfig | None = None,
-                 resampler: str = "live"):
+                 resampler: str = "live", level_gate=None):
         from rtmirror.audio_io import LiveResampler
         from rtmirror.frontend import CochlearStream, StreamResampler
         from rtmirror.performer import Performer
@@ -82,6 +83,9 @@ class Pipeline:
             probe.process(np.zeros(self.input_sr // 2, np.float32))
             self.delay_s = float(probe.delay_samples) / sr
         self.cochlea = CochlearStream(self.frontend)
+        # the floor under the model's gate, on the input level before the AGC (rtmirror/level_gate.py)
+        self.level_gate = LevelGate(self.frontend.hop, level_gate)
+        self._gate_col = self.space.role_index("gate")
         self.performer = Performer(self.space, performer_cfg, self.frame_rate)
         self.lookahead = int(runtime.lookahead)
         self._k = len(self.space)
@@ -90,6 +94,8 @@ class Pipeline:
     def reset(self) -> None:
         self.runtime.reset()
         self.cochlea.reset()
+        self.level_gate.reset()
+        self._level_open: list[bool] = []      # per frame not yet given to the Performer
         if self.resampler is not None and hasattr(self.resampler, "reset"):
             self.resampler.reset()
         self.performer.reset()
@@ -112,6 +118,7 @@ class Pipeline:
         self.input_samples += len(block)
         x = self.resampler.process(block) if self.resampler is not None else block
         spec = self.cochlea.process(x, copy=True)                        # (n, 128), ours to keep
+        self._level_open += self.level_gate.process(x).tolist()          # same framing as spec
         return self._controls(spec, hold)
 
     def _controls(self, spec: np.ndarray, hold: np.ndarray | None) -> BlockResult:
@@ -125,6 +132,11 @@ class Pipeline:
             self._warmup -= drop
         controls = model.copy() if np.isfinite(model).all() else np.nan_to_num(model, nan=0.0, posinf=1.0, neginf=0.0)
         np.clip(controls, 0.0, 1.0, out=controls)
+        if self._gate_col is not None and len(controls):
+            # rows are frames self.frames.. (lookahead behind the spectrogram): their levels are known
+            level_open = np.array(self._level_open[:len(controls)] + [False] * (len(controls) - len(self._level_open)))
+            del self._level_open[:len(controls)]
+            controls[~level_open, self._gate_col] = 0.0
         if hold is not None and not np.isnan(hold).all():
             held = ~np.isnan(hold)
             controls[:, held] = hold[held]
@@ -139,7 +151,9 @@ class Pipeline:
         """End of input: push the resampler's tail and the encoder's lookahead out, close notes."""
         parts = []
         if self.resampler is not None:
-            spec = self.cochlea.process(self.resampler.flush(), copy=True)
+            tail_x = self.resampler.flush()
+            spec = self.cochlea.process(tail_x, copy=True)
+            self._level_open += self.level_gate.process(tail_x).tolist()
             parts.append(self._controls(spec, hold))
         if self.lookahead:
             tail = self._controls(np.zeros((self.lookahead, self.frontend.n_channels), np.float32), hold)

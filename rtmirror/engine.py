@@ -195,12 +195,12 @@ class Engine:
 
     def __init__(self, runtime, source, midi=None, *, cfg: EngineConfig | None = None,
                  performer_cfg=None, frontend: FrontendConfig | None = None, csv=None,
-                 snapshot: Snapshot | None = None, on_message=None):
+                 snapshot: Snapshot | None = None, on_message=None, level_gate=None):
         self.cfg = cfg or EngineConfig()
         self.source = source
         self.midi = midi
         self.csv = csv
-        self.pipeline = Pipeline(runtime, source.sample_rate, performer_cfg, frontend)
+        self.pipeline = Pipeline(runtime, source.sample_rate, performer_cfg, frontend, level_gate=level_gate)
         space = self.pipeline.space
         ccs = None
         if midi is not None:

@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1..16 (default 1)")
     p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato")
     p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off")
+    p.add_argument("--gate-floor", type=float, default=-50.0, metavar="DBFS",
+                   help="no note while the input RMS (before the AGC) is under this level (default -50)")
     p.add_argument("--block", type=int, default=4096, help="samples per processing block (results do not depend on it)")
 
 
@@ -70,8 +72,9 @@ def run(args) -> int:
         runtime = EncoderRuntime(args.model)
         cc_map = CCMap.load(args.cc_map)
         audio, sr = read_audio(args.input)
-        from rtmirror.live_cli import performer_config
-        pipeline = Pipeline(runtime, sr, performer_config(args.pitch_bend, args.legato, cc_map))
+        from rtmirror.live_cli import level_gate_config, performer_config
+        pipeline = Pipeline(runtime, sr, performer_config(args.pitch_bend, args.legato, cc_map),
+                            level_gate=level_gate_config(args.gate_floor))
         encoder = MidiEncoder(pipeline.space, cc_map, args.channel - 1)
     except (ModelError, ValueError, FileNotFoundError, KeyError) as exc:
         print(f"rtmirror file: {exc}", file=sys.stderr)

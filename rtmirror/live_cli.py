@@ -40,6 +40,7 @@ class LiveOptions:
     record_all: bool = False          # engine keeps events, messages and input audio (tests)
     pitch_bend: bool = False          # send pitch bend for glides/vibrato (range: the CC map's bend_range)
     legato: bool = False              # retrigger as note-on before the old note-off (mono legato)
+    gate_floor_dbfs: float = -50.0    # input level (before the AGC) under which no note plays
 
 
 def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
@@ -85,7 +86,8 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
         cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
                            stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
         engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
-                        performer_cfg=performer_config(opts.pitch_bend, opts.legato, cc_map))
+                        performer_cfg=performer_config(opts.pitch_bend, opts.legato, cc_map),
+                        level_gate=level_gate_config(opts.gate_floor_dbfs))
     except BaseException:
         for o in outputs:          # nothing was sent; close the port, write no file
             if not isinstance(o, MidiFileRecorder):
@@ -109,6 +111,13 @@ def performer_config(pitch_bend: bool, legato: bool, cc_map):
     Performer and the MIDI encoder agree with the synth's setting."""
     from rtmirror.performer import PerformerConfig
     return PerformerConfig(pitch_bend=pitch_bend, legato=legato, bend_range=cc_map.bend_range)
+
+
+def level_gate_config(floor_dbfs: float):
+    """The gate floor: opens above floor_dbfs, closes 6 dB below it (rtmirror/level_gate.py)."""
+    from rtmirror.level_gate import LevelGateConfig
+
+    return LevelGateConfig(open_dbfs=floor_dbfs, close_dbfs=floor_dbfs - 6.0)
 
 
 def make_source(opts: LiveOptions):
@@ -136,6 +145,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI API (default: $RTMIRROR_MIDI_API, else ALSA if /dev/snd/seq exists, else JACK)")
     p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
     p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
+    p.add_argument("--gate-floor", type=float, default=-50.0, metavar="DBFS",
+                   help="no note while the input RMS (before the AGC) is under this level; closes 6 dB lower (default -50)")
     p.add_argument("--stop-on-port-loss", action="store_true", help="stop when the MIDI port disappears (default: report, keep running)")
     p.add_argument("--print-midi", action="store_true", help="print every MIDI message sent")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -155,7 +166,8 @@ def options_from_args(args) -> LiveOptions:
         controls_csv=getattr(args, "controls", None), midi_api=getattr(args, "midi_api", None),
         print_midi=getattr(args, "print_midi", False),
         stop_on_port_loss=getattr(args, "stop_on_port_loss", False),
-        pitch_bend=getattr(args, "pitch_bend", False), legato=getattr(args, "legato", False))
+        pitch_bend=getattr(args, "pitch_bend", False), legato=getattr(args, "legato", False),
+        gate_floor_dbfs=getattr(args, "gate_floor", -50.0))
 
 
 def run(args) -> int:

@@ -97,3 +97,26 @@ def test_a_melody_still_plays_through_the_floor():
     x = synth.render(mel.events, mel.duration_s)
     notes = _notes_from(Pipeline(rt, 16000), x)
     assert len(notes) >= max(1, len(mel.notes) // 2)
+
+
+def test_file_mode_gate_floor_option(tmp_path):
+    """`rtmirror file` on -60 dBFS noise: no notes by default; with the floor lowered below the
+    noise (--gate-floor -90) the model's own gate plays it — the option reaches the pipeline."""
+    import mido
+    import soundfile as sf
+
+    from rtmirror.cli import main
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(3 * 16000)
+    x = (x / np.sqrt(np.mean(x ** 2)) * 10 ** (-60 / 20)).astype(np.float32)
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, x, 16000, subtype="FLOAT")
+
+    def notes(*extra):
+        out = tmp_path / f"out{len(extra)}.mid"
+        assert main(["file", str(wav), "-o", str(out), *extra]) == 0
+        return [m for m in mido.MidiFile(out).tracks[0] if m.type == "note_on" and m.velocity > 0]
+
+    assert notes() == []
+    assert len(notes("--gate-floor", "-90")) >= 1

@@ -84,7 +84,7 @@ class Pipeline:
             self.delay_s = float(probe.delay_samples) / sr
         self.cochlea = CochlearStream(self.frontend)
         # the floor under the model's gate, on the input level before the AGC (rtmirror/level_gate.py)
-        self.level_gate = LevelGate(self.frontend.hop, level_gate)
+        self.level_gate = LevelGate(self.frontend.hop, level_gate, self.frame_rate)
         self._gate_col = self.space.role_index("gate")
         self.performer = Performer(self.space, performer_cfg, self.frame_rate)
         self.lookahead = int(runtime.lookahead)

@@ -26,8 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1..16 (default 1)")
     p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato")
     p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off")
-    p.add_argument("--gate-floor", type=float, default=-50.0, metavar="DBFS",
-                   help="no note while the input RMS (before the AGC) is under this level (default -50)")
+    p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
+                   help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
+                        "of the tracked room noise (default -75)")
     p.add_argument("--block", type=int, default=4096, help="samples per processing block (results do not depend on it)")
 
 

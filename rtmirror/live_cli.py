@@ -40,7 +40,7 @@ class LiveOptions:
     record_all: bool = False          # engine keeps events, messages and input audio (tests)
     pitch_bend: bool = False          # send pitch bend for glides/vibrato (range: the CC map's bend_range)
     legato: bool = False              # retrigger as note-on before the old note-off (mono legato)
-    gate_floor_dbfs: float = -50.0    # input level (before the AGC) under which no note plays
+    gate_floor_dbfs: float = -75.0    # input level (before the AGC) under which no note plays
 
 
 def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
@@ -114,7 +114,8 @@ def performer_config(pitch_bend: bool, legato: bool, cc_map):
 
 
 def level_gate_config(floor_dbfs: float):
-    """The gate floor: opens above floor_dbfs, closes 6 dB below it (rtmirror/level_gate.py)."""
+    """The gate floor: opens above floor_dbfs (and 12 dB above the tracked noise floor), closes
+    6 dB lower (rtmirror/level_gate.py)."""
     from rtmirror.level_gate import LevelGateConfig
 
     return LevelGateConfig(open_dbfs=floor_dbfs, close_dbfs=floor_dbfs - 6.0)
@@ -145,8 +146,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI API (default: $RTMIRROR_MIDI_API, else ALSA if /dev/snd/seq exists, else JACK)")
     p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
     p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
-    p.add_argument("--gate-floor", type=float, default=-50.0, metavar="DBFS",
-                   help="no note while the input RMS (before the AGC) is under this level; closes 6 dB lower (default -50)")
+    p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
+                   help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
+                        "of the tracked room noise; closes 6 dB lower (default -75)")
     p.add_argument("--stop-on-port-loss", action="store_true", help="stop when the MIDI port disappears (default: report, keep running)")
     p.add_argument("--print-midi", action="store_true", help="print every MIDI message sent")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -167,7 +169,7 @@ def options_from_args(args) -> LiveOptions:
         print_midi=getattr(args, "print_midi", False),
         stop_on_port_loss=getattr(args, "stop_on_port_loss", False),
         pitch_bend=getattr(args, "pitch_bend", False), legato=getattr(args, "legato", False),
-        gate_floor_dbfs=getattr(args, "gate_floor", -50.0))
+        gate_floor_dbfs=getattr(args, "gate_floor", -75.0))
 
 
 def run(args) -> int:

@@ -19,6 +19,8 @@ from rtmirror.midi import MidiEncoder, MidiFileRecorder, MidiOut
 from rtmirror.runtime import EncoderRuntime, ModelError
 from rtmirror.snapshot import Snapshot
 
+from midi_checks import balanced
+
 SR = 16000
 
 
@@ -32,20 +34,6 @@ def melody_audio():
     runtime = EncoderRuntime()
     audio, mel = demo_audio(runtime.space, 3.0, SR, seed=5)
     return audio, mel
-
-
-def balanced(msgs) -> bool:
-    sounding = set()
-    for _, m in msgs:
-        if m[0] & 0xF0 == 0x90 and m[2] > 0:
-            if m[1] in sounding:
-                return False
-            sounding.add(m[1])
-        elif m[0] & 0xF0 in (0x80, 0x90):
-            if m[1] not in sounding:
-                return False
-            sounding.discard(m[1])
-    return not sounding
 
 
 def run_blocks(pipe: Pipeline, audio, sizes):

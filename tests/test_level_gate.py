@@ -34,7 +34,7 @@ def test_thresholds_and_hysteresis():
     def tone(dbfs, frames):   # a sine with the given RMS, whole frames
         t = np.arange(frames * hop)
         return (np.sqrt(2) * 10 ** (dbfs / 20) * np.sin(2 * np.pi * t / 16)).astype(np.float32)
-    g = LevelGate(hop, LevelGateConfig(open_dbfs=-50, close_dbfs=-56))
+    g = LevelGate(hop, LevelGateConfig(open_dbfs=-50, close_dbfs=-56, margin_db=None))   # absolute part only
     assert not g.process(tone(-53, 10)).any()          # between the thresholds, from closed: stays closed
     assert g.process(tone(-45, 3)).all()               # above open: opens in its first frame
     assert g.process(tone(-53, 10)).all()              # between the thresholds, from open: stays open
@@ -47,6 +47,24 @@ def test_bad_config_is_refused():
         LevelGateConfig(open_dbfs=-60, close_dbfs=-50)
     with pytest.raises(ValueError):
         LevelGate(0)
+    with pytest.raises(ValueError, match="finite"):
+        LevelGateConfig(margin_db=float("nan"))
+
+
+def test_noise_floor_tracking():
+    """Steady noise learns its own threshold at once; a note far above it opens in its first
+    frame; after silence the absolute floor alone applies."""
+    hop, rng = 64, np.random.default_rng(1)
+    def noise(dbfs, frames):
+        return (rng.standard_normal(frames * hop) * 10 ** (dbfs / 20)).astype(np.float32)
+    g = LevelGate(hop)                                  # defaults: -75 dBFS floor, 12 dB margin
+    assert not g.process(noise(-50, 250)).any()         # 2 s of loud room noise: never opens
+    note = noise(-20, 30)
+    flags = g.process(note)
+    assert flags[0] and flags.all()                     # a note 30 dB above it: first frame
+    g.reset()
+    assert not g.process(np.zeros(hop * 20, np.float32)).any()
+    assert g.process(noise(-70, 5))[0]                  # quiet but above the absolute floor after silence
 
 
 def _notes_from(pipeline, x, block=128):
@@ -61,7 +79,7 @@ def _notes_from(pipeline, x, block=128):
 @pytest.mark.parametrize("kind", ["noise", "hum"])
 def test_shipped_model_plays_no_notes_from_quiet_noise_or_hum(kind):
     """-60 dBFS white noise / 50 Hz hum with harmonics: the AGC lifts them 40 dB, the model alone
-    gates them on; the level floor keeps them silent. A real melody still plays."""
+    gates them on; the level gate (noise-floor tracking) keeps them silent."""
     from rtmirror.engine import Pipeline
     from rtmirror.runtime import EncoderRuntime
 
@@ -78,7 +96,7 @@ def test_shipped_model_plays_no_notes_from_quiet_noise_or_hum(kind):
     # the same input without the floor (thresholds below any level): the model alone gates it on,
     # so the floor is what keeps it silent
     rt.reset()
-    ungated = Pipeline(rt, sr, level_gate=LevelGateConfig(open_dbfs=-200, close_dbfs=-200))
+    ungated = Pipeline(rt, sr, level_gate=LevelGateConfig(open_dbfs=-200, close_dbfs=-200, margin_db=None))
     if kind == "noise":
         assert len(_notes_from(ungated, x)) >= 1
 
@@ -100,23 +118,26 @@ def test_a_melody_still_plays_through_the_floor():
 
 
 def test_file_mode_gate_floor_option(tmp_path):
-    """`rtmirror file` on -60 dBFS noise: no notes by default; with the floor lowered below the
-    noise (--gate-floor -90) the model's own gate plays it — the option reaches the pipeline."""
+    """`rtmirror file`: -60 dBFS noise plays no notes; a quiet melody (-68 dBFS, after silence)
+    plays by default and not with --gate-floor -60 — the option reaches the pipeline."""
     import mido
     import soundfile as sf
 
+    from rtmirror.benchmarks.live import demo_audio
     from rtmirror.cli import main
+    from rtmirror.controls import ControlSpace
 
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal(3 * 16000)
-    x = (x / np.sqrt(np.mean(x ** 2)) * 10 ** (-60 / 20)).astype(np.float32)
-    wav = tmp_path / "noise.wav"
-    sf.write(wav, x, 16000, subtype="FLOAT")
+    def rms_to(x, dbfs):
+        return (x / np.sqrt(np.mean(x ** 2)) * 10 ** (dbfs / 20)).astype(np.float32)
 
-    def notes(*extra):
-        out = tmp_path / f"out{len(extra)}.mid"
+    def notes(x, *extra):
+        wav, out = tmp_path / "in.wav", tmp_path / "out.mid"
+        sf.write(wav, x, 16000, subtype="FLOAT")
         assert main(["file", str(wav), "-o", str(out), *extra]) == 0
         return [m for m in mido.MidiFile(out).tracks[0] if m.type == "note_on" and m.velocity > 0]
 
-    assert notes() == []
-    assert len(notes("--gate-floor", "-90")) >= 1
+    assert notes(rms_to(np.random.default_rng(3).standard_normal(3 * 16000), -60)) == []
+    melody, _ = demo_audio(ControlSpace.load("live"), 3.0, 16000, seed=5)
+    quiet = np.concatenate([np.zeros(16000, np.float32), rms_to(melody, -68)])
+    assert len(notes(quiet)) >= 1
+    assert notes(quiet, "--gate-floor", "-60") == []

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from midi_checks import notes_balanced as balanced
 
 pytestmark = pytest.mark.jack
 
@@ -90,20 +91,6 @@ class Recorder:
     def close(self):
         self.midi.close_port()
         self.clock.close()
-
-
-def balanced(msgs) -> bool:
-    sounding = set()
-    for m in msgs:
-        if m[0] & 0xF0 == 0x90 and m[2] > 0:
-            if m[1] in sounding:
-                return False
-            sounding.add(m[1])
-        elif m[0] & 0xF0 in (0x80, 0x90):
-            if m[1] not in sounding:
-                return False
-            sounding.discard(m[1])
-    return not sounding
 
 
 def live_engine(device, model, virtual, **kw):

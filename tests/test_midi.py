@@ -19,23 +19,9 @@ from rtmirror.midi import (
     CC_ALL_NOTES_OFF, ControlsCsv, MidiEncoder, MidiFileRecorder, MidiOut, PortOutput, choose_api, describe,
 )
 from rtmirror.performer import Performer
+from midi_checks import balanced
 
 SPACE = ControlSpace.load("live")
-
-
-def balanced(msgs) -> bool:
-    """Every note-off closes a sounding note and nothing sounds at the end."""
-    sounding = set()
-    for _, m in msgs:
-        if m[0] & 0xF0 == 0x90 and m[2] > 0:
-            if m[1] in sounding:
-                return False
-            sounding.add(m[1])
-        elif m[0] & 0xF0 in (0x80, 0x90):
-            if m[1] not in sounding:
-                return False
-            sounding.discard(m[1])
-    return not sounding
 
 
 note_events = st.lists(st.tuples(st.sampled_from([NOTE_ON, NOTE_OFF]), st.integers(58, 62)), max_size=40)

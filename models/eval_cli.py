@@ -411,7 +411,8 @@ def write_full_report(args, models, results, kept, datasets, elapsed) -> None:
                                                              else json.dumps(meta.get("synth")))
                           + (f"; targets played by {target}" if target else ""),
                           "training": _training_text(meta),
-                          "notes": (f"this report's run `{path}` (git-ignored), config `{args.fig_dir}/configs/{m}.json`"
+                          "notes": (f"this report's run `{path}`" + (" (git-ignored)" if str(path).startswith(str(args.runs)) else "")
+                                    + f", config `{args.fig_dir}/configs/{m}.json`"
                                     if own else f"`{path}`")}
     notes = list(args.note)
     evaluated = {s for r in results.values() for s in r}

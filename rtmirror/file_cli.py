@@ -26,6 +26,9 @@ def add_arguments(p) -> None:
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1..16 (default 1)")
     p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato")
     p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off")
+    p.add_argument("--settle-frames", type=int, default=None, metavar="N",
+                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default 4: one "
+                        "note per sung note; 0: lowest latency, more short extra notes; docs/PERFORMER.md)")
     p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
                    help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
                         "of the tracked room noise (default -75)")
@@ -74,7 +77,7 @@ def run(args) -> int:
         cc_map = CCMap.load(args.cc_map)
         audio, sr = read_audio(args.input)
         from rtmirror.live_cli import level_gate_config, performer_config
-        pipeline = Pipeline(runtime, sr, performer_config(args.pitch_bend, args.legato, cc_map),
+        pipeline = Pipeline(runtime, sr, performer_config(args.pitch_bend, args.legato, cc_map, args.settle_frames),
                             level_gate=level_gate_config(args.gate_floor))
         encoder = MidiEncoder(pipeline.space, cc_map, args.channel - 1)
     except (ModelError, ValueError, FileNotFoundError, KeyError) as exc:

@@ -41,6 +41,7 @@ class LiveOptions:
     pitch_bend: bool = False          # send pitch bend for glides/vibrato (range: the CC map's bend_range)
     legato: bool = False              # retrigger as note-on before the old note-off (mono legato)
     gate_floor_dbfs: float = -75.0    # input level (before the AGC) under which no note plays
+    settle_frames: int | None = None  # note-on wait for a settled pitch (None: Performer default)
 
 
 def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
@@ -86,7 +87,7 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
         cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
                            stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
         engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
-                        performer_cfg=performer_config(opts.pitch_bend, opts.legato, cc_map),
+                        performer_cfg=performer_config(opts.pitch_bend, opts.legato, cc_map, opts.settle_frames),
                         level_gate=level_gate_config(opts.gate_floor_dbfs))
     except BaseException:
         for o in outputs:          # nothing was sent; close the port, write no file
@@ -106,11 +107,20 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     return engine
 
 
-def performer_config(pitch_bend: bool, legato: bool, cc_map):
+def performer_config(pitch_bend: bool, legato: bool, cc_map, settle_frames: int | None = None):
     """The Performer's note rules from the CLI flags; the bend range is the CC map's, so the
-    Performer and the MIDI encoder agree with the synth's setting."""
+    Performer and the MIDI encoder agree with the synth's setting. settle_frames: the longest
+    wait of a note-on for a settled pitch (None: the default; 0: play at once, the lowest
+    latency, and the pitch counts as settled at once too)."""
     from rtmirror.performer import PerformerConfig
-    return PerformerConfig(pitch_bend=pitch_bend, legato=legato, bend_range=cc_map.bend_range)
+    extra = {}
+    if settle_frames is not None:
+        if settle_frames < 0:
+            raise ValueError(f"--settle-frames must be >= 0, got {settle_frames}")
+        extra["onset_settle_frames"] = int(settle_frames)
+        if settle_frames == 0:
+            extra["pitch_stable_frames"] = 1
+    return PerformerConfig(pitch_bend=pitch_bend, legato=legato, bend_range=cc_map.bend_range, **extra)
 
 
 def level_gate_config(floor_dbfs: float):
@@ -146,6 +156,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MIDI API (default: $RTMIRROR_MIDI_API, else ALSA if /dev/snd/seq exists, else JACK)")
     p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
     p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
+    p.add_argument("--settle-frames", type=int, default=None, metavar="N",
+                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default 4: one "
+                        "note per sung note; 0: lowest latency, more short extra notes; docs/PERFORMER.md)")
     p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
                    help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
                         "of the tracked room noise; closes 6 dB lower (default -75)")
@@ -169,7 +182,7 @@ def options_from_args(args) -> LiveOptions:
         print_midi=getattr(args, "print_midi", False),
         stop_on_port_loss=getattr(args, "stop_on_port_loss", False),
         pitch_bend=getattr(args, "pitch_bend", False), legato=getattr(args, "legato", False),
-        gate_floor_dbfs=getattr(args, "gate_floor", -75.0))
+        gate_floor_dbfs=getattr(args, "gate_floor", -75.0), settle_frames=getattr(args, "settle_frames", None))
 
 
 def run(args) -> int:

@@ -11,17 +11,17 @@ single scalar input makes hard over a 4-octave range.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import ChannelNorm, ResBlock, gaussian_pitch_embedding, init_small_residuals
+from .layers import NetConfigMixin, ChannelNorm, ResBlock, gaussian_pitch_embedding, init_small_residuals
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
+class DecoderConfig(NetConfigMixin):
     n_controls: int
     pitch_index: int | None = None
     pitch_classes: int = 61
@@ -33,28 +33,6 @@ class DecoderConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["dilations"] = list(self.dilations)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DecoderConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown decoder config keys: {sorted(unknown)}")
-        return cls(**d)
-
-    @classmethod
-    def for_space(cls, space, **kw) -> "DecoderConfig":
-        p = space.role_index("pitch")
-        extra = {}
-        if p is not None:
-            c = space.controls[p]
-            extra["pitch_classes"] = int(round(abs(c.hi - c.lo))) + 1
-        extra.update(kw)
-        return cls(n_controls=len(space), pitch_index=p, **extra)
 
 
 class Decoder(nn.Module):

@@ -31,17 +31,17 @@ j - L < T - L (the last L frames of forward see the zero padding).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import CausalResBlock, ChannelNorm, compress, init_small_residuals, receptive_past
+from .layers import NetConfigMixin, CausalResBlock, ChannelNorm, compress, init_small_residuals, receptive_past
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(NetConfigMixin):
     n_controls: int                      # K
     pitch_index: int | None = None       # which control is pitch (None: no pitch control)
     pitch_head: str = "classes"          # "classes" (soft-argmax over semitones) | "continuous"
@@ -66,29 +66,6 @@ class EncoderConfig:
         if self.pitch_head == "classes" and self.pitch_classes < 2:
             raise ValueError("pitch_classes must be >= 2")
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["dilations"] = list(self.dilations)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncoderConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
-        return cls(**d)
-
-    @classmethod
-    def for_space(cls, space, **kw) -> "EncoderConfig":
-        """Config for a ControlSpace: K, the pitch index and one class per semitone of its range."""
-        p = space.role_index("pitch")
-        extra = {}
-        if p is not None:
-            c = space.controls[p]
-            extra["pitch_classes"] = int(round(abs(c.hi - c.lo))) + 1
-        extra.update(kw)
-        return cls(n_controls=len(space), pitch_index=p, **extra)
 
 
 class Encoder(nn.Module):

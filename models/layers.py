@@ -14,6 +14,36 @@ from torch import nn
 from torch.nn import functional as F
 
 
+class NetConfigMixin:
+    """to_dict / from_dict / for_space shared by EncoderConfig and DecoderConfig (frozen
+    dataclasses with n_controls, pitch_index, pitch_classes and a dilations tuple)."""
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["dilations"] = list(self.dilations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def for_space(cls, space, **kw):
+        """Config for a ControlSpace: K, the pitch index and one class per semitone of its range."""
+        p = space.role_index("pitch")
+        extra = {}
+        if p is not None:
+            c = space.controls[p]
+            extra["pitch_classes"] = int(round(abs(c.hi - c.lo))) + 1
+        extra.update(kw)
+        return cls(n_controls=len(space), pitch_index=p, **extra)
+
+
 def compress(x: torch.Tensor, eps: float, scale: float) -> torch.Tensor:
     """Fixed compression of raw (linear, >= 0) auditory-spectrogram frames: scale * log1p(x / eps).
 

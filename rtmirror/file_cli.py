@@ -24,14 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--model", help="encoder .onnx (default: the shipped model)")
     p.add_argument("--cc-map", help="CC map TOML (default: rtmirror/data/cc_map_default.toml)")
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1..16 (default 1)")
-    p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato")
-    p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off")
-    p.add_argument("--settle-frames", type=int, default=None, metavar="N",
-                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default 4: one "
-                        "note per sung note; 0: lowest latency, more short extra notes; docs/PERFORMER.md)")
-    p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
-                   help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
-                        "of the tracked room noise (default -75)")
+    from rtmirror.live_cli import add_note_options
+    add_note_options(p)
     p.add_argument("--block", type=int, default=4096, help="samples per processing block (results do not depend on it)")
 
 

@@ -107,6 +107,18 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     return engine
 
 
+def add_note_options(p) -> None:
+    """The note-making options `live`, `file` (and the GUI's engine) share."""
+    p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
+    p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
+    p.add_argument("--settle-frames", type=int, default=None, metavar="N",
+                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default 4: one "
+                        "note per sung note; 0: lowest latency, more short extra notes; docs/PERFORMER.md)")
+    p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
+                   help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
+                        "of the tracked room noise; closes 6 dB lower (default -75)")
+
+
 def performer_config(pitch_bend: bool, legato: bool, cc_map, settle_frames: int | None = None):
     """The Performer's note rules from the CLI flags; the bend range is the CC map's, so the
     Performer and the MIDI encoder agree with the synth's setting. settle_frames: the longest
@@ -154,14 +166,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controls", metavar="OUT.csv", help="also write frame-level controls to a CSV")
     p.add_argument("--midi-api", choices=("alsa", "jack", "coremidi", "winmm"),
                    help="MIDI API (default: $RTMIRROR_MIDI_API, else ALSA if /dev/snd/seq exists, else JACK)")
-    p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
-    p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
-    p.add_argument("--settle-frames", type=int, default=None, metavar="N",
-                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default 4: one "
-                        "note per sung note; 0: lowest latency, more short extra notes; docs/PERFORMER.md)")
-    p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
-                   help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
-                        "of the tracked room noise; closes 6 dB lower (default -75)")
+    add_note_options(p)
     p.add_argument("--stop-on-port-loss", action="store_true", help="stop when the MIDI port disappears (default: report, keep running)")
     p.add_argument("--print-midi", action="store_true", help="print every MIDI message sent")
     p.add_argument("--duration", type=float, help="stop after this many seconds")

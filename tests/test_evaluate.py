@@ -203,7 +203,11 @@ def test_runner_oracle_scores_perfectly(exp1_small):
         seen.extend(range(i, i + len(spec_batch)))
         return truth[i:i + len(spec_batch)].astype(np.float64)
 
-    model = E.Model("oracle", exp1_small.space, FrontendConfig(), oracle)
+    # The Performer's immediate rules (no wait for a settled pitch): the default settling delays
+    # note-ons by up to 2 frames even on perfect frames, which the resynthesis r would count.
+    from rtmirror.performer import PerformerConfig
+    immediate = PerformerConfig(pitch_stable_frames=1, pitch_stable_tol=0.5, onset_settle_frames=0, gate_off_frames=1)
+    model = E.Model("oracle", exp1_small.space, FrontendConfig(), oracle, performer=immediate)
     res = E.evaluate_set(model, exp1_small, keep=1, batch=2, progress=False)
     s = res.summary
     assert s["n_melodies"] == 3 and seen == [0, 1, 2]

@@ -22,3 +22,16 @@ def notes_balanced(messages) -> bool:
 def balanced(timed_messages) -> bool:
     """The same over (time, message) pairs, as engines and recorders keep them."""
     return notes_balanced(m for _, m in timed_messages)
+
+
+def note_timeline(events) -> list[tuple[float, int | None]]:
+    """Performer events -> [(time, sounding note or None)] at every note change (monophonic)."""
+    sounding, timeline = None, []
+    for e in events:
+        if e.kind == "note_on":
+            sounding = e.note
+            timeline.append((e.time, sounding))
+        elif e.kind == "note_off" and e.note == sounding:
+            sounding = None
+            timeline.append((e.time, None))
+    return timeline

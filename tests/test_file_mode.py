@@ -17,6 +17,8 @@ from rtmirror.file_cli import process
 from rtmirror.midi import MidiEncoder, MidiOut
 from rtmirror.runtime import EncoderRuntime
 
+from midi_checks import note_timeline
+
 SR = 16000
 
 
@@ -172,14 +174,7 @@ def test_shipped_model_plays_the_melody(capsys):
         audio, mel = demo_audio(runtime.space, 4.0, SR, seed=seed)
         res = process(Pipeline(runtime, SR), audio)
         ons = np.array([e.time for e in res.events if e.kind == "note_on"])
-        timeline, sounding = [], None
-        for e in res.events:
-            if e.kind == "note_on":
-                sounding = e.note
-                timeline.append((e.time, sounding))
-            elif e.kind == "note_off" and e.note == sounding:
-                sounding = None
-                timeline.append((e.time, None))
+        timeline = note_timeline(res.events)
         for on, off, pitch, _ in mel.notes:
             total += 1
             hits += bool(len(ons)) and np.min(np.abs(ons - on)) <= 0.05

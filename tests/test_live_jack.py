@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from midi_checks import notes_balanced as balanced
+from midi_checks import note_timeline, notes_balanced as balanced
 
 pytestmark = pytest.mark.jack
 
@@ -169,14 +169,7 @@ def test_melody_through_jack(jack_env, probe, which):
         # melody starts `lead` samples into the received stream): onsets and mid-note pitch.
         shift = lead / SR
         ons = np.array([e.time for e in live if e.kind == "note_on"])
-        sounding, timeline = None, []
-        for e in live:
-            if e.kind == "note_on":
-                sounding = e.note
-                timeline.append((e.time, sounding))
-            elif e.kind == "note_off" and e.note == sounding:
-                sounding = None
-                timeline.append((e.time, None))
+        timeline = note_timeline(live)
 
         def note_at(t):
             current = None

@@ -283,7 +283,7 @@ def export_encoder(encoder: nn.Module, out_path: str | Path, *, space: ControlSp
 
     # Step graph: trace with k = 3 so no axis of length 1 gets specialised away.
     frames = torch.rand(1, N_CHANNELS, 3)
-    step = _export_to_proto(_StepGraph(encoder), (frames, *state), [FRAMES] + state_names,
+    step = _export_to_proto(_StepGraph(encoder).eval(), (frames, *state), [FRAMES] + state_names,
                             [CONTROLS] + new_state_names, {FRAMES: {2: "k"}, CONTROLS: {2: "k"}})
     _fix_dims(step, FRAMES, [1, N_CHANNELS, "k"])
     _fix_dims(step, CONTROLS, [1, K, "k"])
@@ -296,7 +296,7 @@ def export_encoder(encoder: nn.Module, out_path: str | Path, *, space: ControlSp
 
     sidecar = dict(manifest)
     if full:
-        fullg = _export_to_proto(_FullGraph(encoder), (torch.rand(1, N_CHANNELS, 16),), [SPEC], [CONTROLS],
+        fullg = _export_to_proto(_FullGraph(encoder).eval(), (torch.rand(1, N_CHANNELS, 16),), [SPEC], [CONTROLS],
                                  {SPEC: {2: "T"}, CONTROLS: {2: "T"}})
         _fix_dims(fullg, SPEC, [1, N_CHANNELS, "T"])
         _fix_dims(fullg, CONTROLS, [1, K, "T"])

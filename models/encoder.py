@@ -46,6 +46,8 @@ class EncoderConfig(NetConfigMixin):
     pitch_index: int | None = None       # which control is pitch (None: no pitch control)
     pitch_head: str = "classes"          # "classes" (soft-argmax over semitones) | "continuous"
     pitch_classes: int = 61              # semitone classes spanning the pitch control's range
+    pitch_readout: int = 4               # inference read-out: soft-argmax within +-N classes of the
+                                         # argmax (0 = over all classes, as in training); see _heads
     lookahead: int = 0                   # frames of future input each output sees (0..2)
     n_bins: int = 128                    # spectrogram channels
     input_eps: float = 1e-2              # compression: scale * log1p(x / eps) (-40 dB floor re 1.0)
@@ -65,6 +67,8 @@ class EncoderConfig(NetConfigMixin):
             raise ValueError("pitch_index out of range")
         if self.pitch_head == "classes" and self.pitch_classes < 2:
             raise ValueError("pitch_classes must be >= 2")
+        if not (0 <= int(self.pitch_readout) < 64):
+            raise ValueError(f"pitch_readout must be 0..63 classes, got {self.pitch_readout}")
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
 
 
@@ -89,6 +93,11 @@ class Encoder(nn.Module):
             self.pitch_head = nn.Conv1d(cfg.hidden, cfg.pitch_classes, 1)
             self.register_buffer("class_values",
                                  torch.linspace(0.0, 1.0, cfg.pitch_classes).view(1, -1, 1), persistent=False)
+            # class c is inside the read-out window of argmax a when c - N <= a <= c + N (constants,
+            # so the exported graph has no shape arithmetic)
+            index = torch.arange(cfg.pitch_classes).view(1, -1, 1)
+            self.register_buffer("class_lo", index - int(cfg.pitch_readout), persistent=False)
+            self.register_buffer("class_hi", index + int(cfg.pitch_readout), persistent=False)
         init_small_residuals(self)
 
     # -- per-frame parts (no state) -----------------------------------------------------------
@@ -106,7 +115,17 @@ class Encoder(nn.Module):
         if not self.has_classes:
             return plain, None
         logits = self.pitch_head(h)                                    # (B, P, T)
-        pitch = (torch.softmax(logits, dim=1) * self.class_values).sum(dim=1, keepdim=True)
+        w = int(self.cfg.pitch_readout)
+        if self.training or w == 0:
+            pitch = (torch.softmax(logits, dim=1) * self.class_values).sum(dim=1, keepdim=True)
+        else:
+            # Local read-out (as CREPE's): at a note change the probability moves from the old
+            # class to the new one over a few frames, and the global expectation glides through
+            # every semitone between them; around the argmax it jumps. docs/MODEL_NOTES.md.
+            top = logits.argmax(dim=1, keepdim=True)                                   # (B, 1, T)
+            near = (top >= self.class_lo) & (top <= self.class_hi)                     # (B, P, T)
+            p = torch.softmax(logits.masked_fill(~near, -1e9), dim=1)
+            pitch = (p * self.class_values).sum(dim=1, keepdim=True)
         p = self.cfg.pitch_index
         controls = torch.cat([plain[:, :p], pitch, plain[:, p:]], dim=1)
         return controls, logits

@@ -112,8 +112,9 @@ def add_note_options(p) -> None:
     p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
     p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
     p.add_argument("--settle-frames", type=int, default=None, metavar="N",
-                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default 4: one "
-                        "note per sung note; 0: lowest latency, more short extra notes; docs/PERFORMER.md)")
+                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default 1; 0: lowest "
+                        "latency, more short extra notes; 4-6: fewest extra notes, for transcription; "
+                        "docs/PERFORMER.md)")
     p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
                    help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
                         "of the tracked room noise; closes 6 dB lower (default -75)")

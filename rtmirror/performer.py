@@ -56,9 +56,9 @@ class PerformerConfig:
     gate_off: float = 0.4              # gate < gate_off ends it (hysteresis band in between)
     gate_off_frames: int = 2           # consecutive frames below gate_off that end a note
     min_note_frames: int = 2           # shortest note, in frames (8 ms each at 125 frames/s)
-    pitch_stable_frames: int = 3       # frames the pitch must stay on a note before it plays (1 = at once)
+    pitch_stable_frames: int = 2       # frames the pitch must stay on a note before it plays (1 = at once)
     pitch_stable_tol: float = 0.25     # largest spread (max - min, semitones) of a settled pitch
-    onset_settle_frames: int = 4       # longest wait of a note-on for a settled pitch (0 = none)
+    onset_settle_frames: int = 1       # longest wait of a note-on for a settled pitch (0 = none)
     retrigger: bool = True             # a pitch change on a sounding note starts a new note
     retrigger_semitones: float = 1.0   # |round(pitch) - sounding note| that retriggers
     pitch_hysteresis: float = 0.15     # semitones beyond the rounding boundary before a change counts

@@ -160,9 +160,11 @@ def main(argv=None) -> int:
         return 0
     default = PerformerConfig()
     configs = {"legacy (before the fix)": dataclasses.replace(default, **LEGACY),
+               "stable 3, settle 4 (default until v2.1)": dataclasses.replace(
+                   default, pitch_stable_frames=3, onset_settle_frames=4),
                "default": default}
     if args.grid:
-        for settle in (0, 3, 4, 5, 6):
+        for settle in (0, 1, 2, 3, 4, 6):
             for stable in (2, 3):
                 for tol in (0.2, 0.25, 0.35):
                     for off in (1, 2):

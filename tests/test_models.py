@@ -1,6 +1,7 @@
 """MirrorNet networks: causality, streaming == full sequence, shapes, checkpoints without pickle."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -95,11 +96,42 @@ def test_soft_argmax_pitch_lands_on_class_values():
     assert SPACE.controls[p].to_physical(24 / 60) == pytest.approx(60.0)
 
 
+@pytest.mark.parametrize("second", [20, 30, 50])
+def test_pitch_readout_is_local_at_inference_and_global_in_training(second):
+    """Mass split between two notes (a note change): at inference the read-out stays on the
+    stronger note instead of gliding through the semitones between; training keeps the global
+    soft-argmax (smooth for the mirror loss), and pitch_readout=0 restores it at inference."""
+    enc = small_encoder()
+    with torch.no_grad():
+        enc.pitch_head.weight.zero_()
+        enc.pitch_head.bias.zero_()
+        enc.pitch_head.bias[10] = 5.0
+        enc.pitch_head.bias[second] = 4.5
+    x, p = raw_frames(1, 6), SPACE.role_index("pitch")
+    logits = enc.pitch_head.bias.detach().double().numpy()
+    w = np.exp(logits - logits.max())
+    global_value = float((w / w.sum()) @ np.linspace(0, 1, 61))
+    with torch.no_grad():
+        local = enc(x)[0, p]
+        enc.train()
+        trained = enc(x)[0, p]
+    assert torch.allclose(local, torch.full((6,), 10 / 60), atol=1e-6)   # window 6..14 is symmetric
+    assert torch.allclose(trained.double(), torch.full((6,), global_value, dtype=torch.float64), atol=1e-6)
+    assert global_value > 10 / 60 + 0.02                                 # what the glide looked like
+    torch.manual_seed(0)
+    glob = Encoder(dataclasses.replace(enc.cfg, pitch_readout=0)).eval()
+    glob.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(glob(x)[0, p].double(), torch.full((6,), global_value, dtype=torch.float64), atol=1e-6)
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError):
         EncoderConfig.for_space(SPACE, lookahead=3)
     with pytest.raises(ValueError):
         EncoderConfig.for_space(SPACE, pitch_head="bins")
+    with pytest.raises(ValueError):
+        EncoderConfig.for_space(SPACE, pitch_readout=-1)
     with pytest.raises(ValueError):
         EncoderConfig.from_dict({"n_controls": 3, "bogus": 1})
 

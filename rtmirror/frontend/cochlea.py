@@ -38,11 +38,11 @@ HAIRCELL_TC_MS = 0.5
 # far below float32 resolution of any audible input, and deterministic per sample index, so
 # streaming and offline stay identical.
 DENORMAL_GUARD = 1e-20
-STEP_THRESHOLD = 1e-15  # the step hair cell ignores the guard's ~1e-19 ripple: silence stays 0
+STEP_THRESHOLD = fk.STEP_THRESHOLD  # the step hair cell ignores the guard's ~1e-19 ripple: silence stays 0
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
 
-# hair-cell modes
-SIGMOID, STEP, HALF_WAVE, LINEAR = 0, 1, 2, 3
+# hair-cell modes (the generated hair-cell passes use the same numbers)
+SIGMOID, STEP, HALF_WAVE, LINEAR = fk.SIGMOID, fk.STEP, fk.HALF_WAVE, 3
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order: run without a copy
 
 
@@ -86,9 +86,16 @@ N_PARAMS = 9
 AT_POWER = AT_PARAMS + N_PARAMS                   # AGC power (state)
 AT_XIN = AT_PARAMS + _aligned(N_PARAMS + 1)       # (CHUNK,) conditioned input (scratch)
 AT_HC = AT_XIN + CHUNK                            # (CHUNK, 130) filter outputs (scratch)
-BUFFER_SIZE = AT_HC + CHUNK * (N_FILTERS + 1)
+BUFFER_SIZE = AT_HC + CHUNK * (N_FILTERS + 1) + N_OUT  # + the overhang of _hc_from's last row
 # istate (int64): [samples into the current frame, non-finite count, samples seen (dither phase), hop]
 N_ISTATE = 4
+
+
+@njit(nogil=True, cache=True)
+def _hc_from(buf, c0):
+    """hc seen from column c0: (CHUNK, 130) C array, [i, j] = hc[i, c0 + j] for c0 + j <= 129 (the
+    generated hair-cell and integration passes index it with literals only)."""
+    return buf[AT_HC + c0:AT_HC + c0 + CHUNK * (N_FILTERS + 1)].reshape((CHUNK, N_FILTERS + 1))
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -119,7 +126,9 @@ def _cochlea_kernel(x, buf, istate, out):
     target = buf[AT_PARAMS + 7]
     max_gain = buf[AT_PARAMS + 8]
     hop = istate[3]
-    inv_hop = 1.0 / hop
+    average = not leaky  # tc = 0: the frame's mean instead of a leaky integrator
+    alpha_eff = alpha if leaky else 1.0
+    scale = 1.0 if leaky else 1.0 / hop
     n_frames = 0
     start = 0
     while start < x.shape[0]:
@@ -151,38 +160,20 @@ def _cochlea_kernel(x, buf, istate, out):
         fk.filter_order9(xin, n, b, a, z, hc, ORDER_GROUPS[2, 0], ORDER_GROUPS[2, 1], OUT_COLUMN)
         fk.filter_order8(xin, n, b, a, z, hc, ORDER_GROUPS[1, 0], ORDER_GROUPS[1, 1], OUT_COLUMN)
         fk.filter_order7(xin, n, b, a, z, hc, ORDER_GROUPS[0, 0], ORDER_GROUPS[0, 1], OUT_COLUMN)
+        # 3. hair cell: nonlinearity + membrane low-pass, in place on hc (skipped for linear)
+        if mode != LINEAR:
+            for c0 in range(0, N_OUT - fk.BLOCK, fk.BLOCK):
+                fk.haircell32(_hc_from(buf, c0), n, c0, lpf, mode, factor, beta)
+            c0 = N_OUT - fk.BLOCK
+            fk.haircell33(_hc_from(buf, c0), n, c0, lpf, mode, factor, beta)  # + channel 128
+        # 4. lateral inhibition (next-higher channel), half-wave rectification, integration;
+        # blocks of channels with their integrators in registers over the chunk
         phase = istate[0]
-        for i in range(n):
-            # 3. hair cell: nonlinearity + membrane low-pass (both skipped for linear)
-            if mode == SIGMOID:
-                for ch in range(N_FILTERS):
-                    lpf[ch] = 1.0 / (1.0 + math.exp(-hc[i, ch] / factor)) + beta * lpf[ch]
-            elif mode == STEP:
-                for ch in range(N_FILTERS):
-                    lpf[ch] = (1.0 if hc[i, ch] > STEP_THRESHOLD else 0.0) + beta * lpf[ch]
-            elif mode == HALF_WAVE:
-                for ch in range(N_FILTERS):
-                    lpf[ch] = max(hc[i, ch], 0.0) + beta * lpf[ch]
-            h = hc[i] if mode == LINEAR else lpf  # (129,) this sample's hair-cell outputs
-            # 4. lateral inhibition (next-higher channel), half-wave rectification, integration
-            if leaky:
-                for ch in range(N_OUT):
-                    acc[ch] = alpha * acc[ch] + max(h[ch] - h[ch + 1], 0.0)
-            else:
-                for ch in range(N_OUT):
-                    acc[ch] += max(h[ch] - h[ch + 1], 0.0)
-            phase += 1
-            if phase == hop:  # the last sample of a frame: read the integrators out
-                phase = 0
-                if leaky:
-                    for ch in range(N_OUT):
-                        out[n_frames, ch] = acc[ch]
-                else:  # tc = 0: short-term average over the frame
-                    for ch in range(N_OUT):
-                        out[n_frames, ch] = acc[ch] * inv_hop
-                        acc[ch] = 0.0
-                n_frames += 1
-        istate[0] = phase
+        first = n_frames
+        for c0 in range(0, N_OUT, fk.BLOCK):
+            n_frames = fk.integrate32(_hc_from(buf, c0), n, c0, acc, out, alpha_eff, average, scale, phase, hop,
+                                      first)
+        istate[0] = (phase + n) % hop
         start += n
     return n_frames
 

@@ -44,6 +44,7 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
 # hair-cell modes (the generated hair-cell passes use the same numbers)
 SIGMOID, STEP, HALF_WAVE, LINEAR = fk.SIGMOID, fk.STEP, fk.HALF_WAVE, 3
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order: run without a copy
+_F32, _F64 = _KERNEL_DTYPES
 
 
 def haircell_mode(factor: float) -> int:
@@ -352,7 +353,11 @@ class CochlearStream:
         n_in = block.shape[0]
         if n_in > self._max_block:
             self._grow(n_in)
-        if block.dtype not in _KERNEL_DTYPES or not block.flags.c_contiguous:
+        dtype = block.dtype
+        # identity first (native float32/float64 arrays share these dtype objects); the full tests
+        # (equality, flags) cost ~0.3 us per call, ~2 ns per sample at 128-sample blocks
+        if not ((dtype is _F32 or dtype is _F64 or dtype in _KERNEL_DTYPES)
+                and (n_in < 2 or block.strides[0] == dtype.itemsize)):
             x = self._in[:n_in]
             np.copyto(x, block)  # other float types, strided or byte-swapped views -> float64
             block = x

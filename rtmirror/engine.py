@@ -286,6 +286,7 @@ class Engine:
             "resampler": p.delay_s,
             "frame": p.frontend.hop / p.frontend.sample_rate,
             "encoder_lookahead": p.lookahead / p.frame_rate,
+            "note_settling_max": p.performer.cfg.onset_settle_frames / p.frame_rate,   # worst case
             "compute": float(np.median(self.frame_times)) if self.frame_times else 0.0,
         }
 

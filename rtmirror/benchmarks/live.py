@@ -219,10 +219,9 @@ def bench_compute(model, seconds: float, block: int = 128, sr: int = 16000) -> d
 
 
 # -- 2. latency through JACK ----------------------------------------------------------------------
-def bench_latency_jack(runs: list[tuple[str, str, np.ndarray, np.ndarray]], rate: int = 16000,
-                       period: int = 128) -> dict:
-    """Start a JACK dummy server; for each (label, model, audio, onset samples) play the audio into
-    the live engine and time the note-ons. Returns {label: result}."""
+def bench_latency_jack(runs: list[tuple], rate: int = 16000, period: int = 128) -> dict:
+    """Start a JACK dummy server; for each (label, model, audio, onset samples[, settle frames])
+    play the audio into the live engine and time the note-ons. Returns {label: result}."""
     import subprocess
     import uuid
 
@@ -233,7 +232,8 @@ def bench_latency_jack(runs: list[tuple[str, str, np.ndarray, np.ndarray]], rate
         os.environ["JACK_DEFAULT_SERVER"] = name
         os.environ["JACK_NO_START_SERVER"] = "1"
         subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, stdout=subprocess.DEVNULL)
-        return {label: measure_latency_jack(model, audio, onsets, rate) for label, model, audio, onsets in runs}
+        return {r[0]: measure_latency_jack(r[1], r[2], r[3], rate, settle_frames=r[4] if len(r) > 4 else None)
+                for r in runs}
     finally:
         from rtmirror.audio_io import forget_jack
         forget_jack()
@@ -264,7 +264,7 @@ def tone_bursts(n: int, sr: int, on_s: float = 0.25, off_s: float = 0.35, f0: fl
 
 
 def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int,
-                         collect_messages: bool = False) -> dict:
+                         collect_messages: bool = False, settle_frames: int | None = None) -> dict:
     """With a JACK server running: engine on PortAudio's JACK input, player + MIDI recorder;
     latency of the first note-on at or after each onset (within 300 ms)."""
     import rtmidi
@@ -276,7 +276,7 @@ def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int
     dev = next(d for d in audio_io.list_input_devices() if "JACK" in d["hostapi"])
     engine = build_engine(LiveOptions(input=str(dev["index"]), sample_rate=rate, input_channel=0,
                                       model=None if model is None else str(model), midi_api="jack",
-                                      virtual="rtmirror-bench"),
+                                      virtual="rtmirror-bench", settle_frames=settle_frames),
                           on_message=lambda m: None)
     player = JackPlayer(audio)
     rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-rec")
@@ -461,6 +461,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--melody-seconds", type=float, default=20.0, help="melody for the JACK latency part (the model)")
     p.add_argument("--soak-seconds", type=float, default=0.0,
                    help="also run the soak with this much audio fed as fast as possible (e.g. 3600)")
+    p.add_argument("--settle-frames", type=int, nargs="*", default=[0, 4], metavar="N",
+                   help="JACK part: also time the melody with these note-settling windows (default: 0 4)")
     p.add_argument("--json", help="write all numbers to this JSON file")
 
 
@@ -491,9 +493,12 @@ def run(args) -> int:
             space = EncoderRuntime(args.model).space
             mel_audio, mel = demo_audio(space, args.melody_seconds, 16000, seed=5)
             mel_audio = np.concatenate([np.zeros(8000, np.float32), mel_audio])
+            name = Path(args.model).name if args.model else "shipped model"
             runs = [("probe encoder, tone bursts", probe, bursts, burst_onsets),
-                    (f"{Path(args.model).name if args.model else 'shipped model'}, melody (built-in voice)",
-                     args.model, mel_audio, melody_onsets(mel, 16000))]
+                    (f"{name}, melody (built-in voice)", args.model, mel_audio, melody_onsets(mel, 16000))]
+            for n in args.settle_frames:          # the same melody under other note-settling windows
+                runs.append((f"{name}, melody, --settle-frames {n}", args.model, mel_audio,
+                             melody_onsets(mel, 16000), n))
             lats = bench_latency_jack(runs)
             results["latency_jack"] = lats
             print("latency through JACK (16 kHz, 128-sample periods = 8.0 ms):")

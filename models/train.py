@@ -121,6 +121,18 @@ def load_config(path: str | Path) -> dict:
 
 # The schedule may change between a run and its resumption (extend or cut a run that is too slow
 # for its time budget); nothing else may.
+def encoder_kwargs(cfg: dict) -> dict:
+    """EncoderConfig fields of a training config. The local pitch read-out (models/encoder.py)
+    trusts the argmax of the pitch classes, which only the supervised cross-entropy makes
+    meaningful: a run that never trains it (mirror, no init, no supervised anchor) reads the
+    pitch out globally, as it was trained, unless the config names pitch_readout."""
+    kw = dict(cfg["encoder"])
+    ce = cfg["mode"] == "supervised" or cfg["init"]["enabled"] or float(cfg["mirror"]["encoder_sup_weight"]) > 0
+    if "pitch_readout" not in kw and not ce:
+        kw["pitch_readout"] = 0
+    return kw
+
+
 SCHEDULE_KEYS = {"init": ("decoder_epochs", "encoder_epochs"),
                  "mirror": ("rounds", "decoder_epochs", "encoder_epochs"), "checkpoint": ("minutes",)}
 
@@ -182,7 +194,7 @@ class Trainer:
         self.space = ControlSpace.load(d["set"])
         self.frontend = FrontendConfig.from_dict({**FrontendConfig().to_dict(), **cfg["frontend"]})
         self.performer = PerformerConfig(**cfg["performer"])
-        self.enc_cfg = EncoderConfig.for_space(self.space, **cfg["encoder"])
+        self.enc_cfg = EncoderConfig.for_space(self.space, **encoder_kwargs(cfg))
         self.dec_cfg = DecoderConfig.for_space(self.space, **cfg["decoder"])
         self.encoder = Encoder(self.enc_cfg).to(self.device)
         self.decoder = Decoder(self.dec_cfg).to(self.device)

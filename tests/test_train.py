@@ -184,3 +184,17 @@ def test_targets_from_another_set_or_instrument(tmp_path, target):
     if "target_set" in target:       # the exp2 targets really move the vibrato the model can't play
         assert t.target_space.name == "exp2" and len(t.target_space) == 11
     _check_mirror_run(tmp_path / "run", cfg)
+
+
+def test_local_pitch_readout_only_where_the_classes_were_trained():
+    """The argmax of the pitch classes means something only after the supervised cross-entropy
+    (init, the mirror rounds' supervised anchor, or supervised mode); a pure mirror run keeps the
+    global read-out it was trained with, unless the config says otherwise."""
+    from rtmirror.models.train import encoder_kwargs
+    pure = merge_config({"init": {"enabled": False}, "mirror": {"encoder_sup_weight": 0.0}})
+    assert encoder_kwargs(pure)["pitch_readout"] == 0
+    assert encoder_kwargs(merge_config({"init": {"enabled": False}, "mirror": {"encoder_sup_weight": 0.0},
+                                        "encoder": {"pitch_readout": 2}}))["pitch_readout"] == 2
+    for trained in (merge_config({}), merge_config({"mode": "supervised", "init": {"enabled": False}}),
+                    merge_config({"init": {"enabled": False}, "mirror": {"encoder_sup_weight": 0.5}})):
+        assert "pitch_readout" not in encoder_kwargs(trained)      # EncoderConfig's default (4)

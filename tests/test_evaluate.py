@@ -251,6 +251,7 @@ def test_eval_cli_end_to_end_with_a_tiny_checkpoint(exp1_small, tmp_path):
     assert -1.0 <= res["decoder_corr"] <= 1.0
     text = out.read_text()
     assert "## Targets" in text and "| `tiny` | 3 |" in text
+    assert "| r ENV1: Decay, note mean (hindsight) | (≥ 0.700, not counted) |" in text
     pngs = sorted(p.name for p in (tmp_path / "fig").glob("*.png"))
     assert "exp1_0_triptych.png" in pngs and "exp1_0_controls.png" in pngs
     import soundfile as sf

@@ -177,6 +177,36 @@ def test_stream_equals_offline_for_any_partition(sizes, cfg_index, as_float32):
     np.testing.assert_array_equal(stream.process(x), wav2aud(x, cfg))
 
 
+ODD_BLOCK_SIZES = st.one_of(st.sampled_from([1, 3, 5, 7, 63, 65, 127, 129, 255, 257]),
+                            st.integers(0, 700).map(lambda k: 2 * k + 1))
+
+
+@settings(max_examples=12, deadline=None)
+@given(sizes=st.lists(ODD_BLOCK_SIZES, min_size=1, max_size=60),
+       cfg_index=st.integers(0, 2), as_float32=st.booleans())
+def test_stream_equals_offline_for_odd_blocks(sizes, cfg_index, as_float32):
+    """Odd-length blocks only (every other call starts on an odd sample index), with 1-sample runs,
+    odd hops (17, 5 samples) and non-finite samples: equal bits to wav2aud on the whole signal."""
+    cfg = [FrontendConfig(frame_ms=8, tc_ms=8, factor=-2, shift=0, normalization="none"),
+           FrontendConfig(frame_ms=1.0625, tc_ms=4, factor=0.1, shift=0, normalization="agc"),  # hop 17
+           FrontendConfig(frame_ms=5, tc_ms=0, factor=-1, shift=-4, normalization="none")][cfg_index]  # hop 5
+    assert cfg.hop % 2 == (0 if cfg_index == 0 else 1)
+    x = make_signal(cfg.sample_rate, 0.6, seed=len(sizes))
+    x[[11, 12, 301]] = [np.nan, np.inf, -np.inf]
+    clean = x.copy()
+    clean[~np.isfinite(clean)] = 0.0
+    if as_float32:
+        x, clean = x.astype(np.float32), clean.astype(np.float32)
+    stream = CochlearStream(cfg)
+    frames, pos = [], 0
+    for n in sizes + [1] * 5:
+        frames.append(stream.process(x[pos:pos + n], copy=True))
+        pos += n
+    frames.append(stream.process(x[pos:]))
+    np.testing.assert_array_equal(np.concatenate(frames), wav2aud(clean, cfg))
+    assert stream.nonfinite_count == 3
+
+
 def test_stream_replaces_and_counts_nonfinite():
     cfg = FrontendConfig()
     x = make_signal(cfg.sample_rate, 0.5)

@@ -220,8 +220,9 @@ def bench_compute(model, seconds: float, block: int = 128, sr: int = 16000) -> d
 
 # -- 2. latency through JACK ----------------------------------------------------------------------
 def bench_latency_jack(runs: list[tuple], rate: int = 16000, period: int = 128) -> dict:
-    """Start a JACK dummy server; for each (label, model, audio, onset samples[, settle frames])
-    play the audio into the live engine and time the note-ons. Returns {label: result}."""
+    """Start a JACK dummy server; for each (label, model, audio, onset samples, settle frames or
+    None for the default) play the audio into the live engine and time the note-ons.
+    Returns {label: result}."""
     import subprocess
     import uuid
 
@@ -232,8 +233,8 @@ def bench_latency_jack(runs: list[tuple], rate: int = 16000, period: int = 128) 
         os.environ["JACK_DEFAULT_SERVER"] = name
         os.environ["JACK_NO_START_SERVER"] = "1"
         subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, stdout=subprocess.DEVNULL)
-        return {r[0]: measure_latency_jack(r[1], r[2], r[3], rate, settle_frames=r[4] if len(r) > 4 else None)
-                for r in runs}
+        return {label: measure_latency_jack(model, audio, onsets, rate, settle_frames=settle)
+                for label, model, audio, onsets, settle in runs}
     finally:
         from rtmirror.audio_io import forget_jack
         forget_jack()
@@ -494,8 +495,8 @@ def run(args) -> int:
             mel_audio, mel = demo_audio(space, args.melody_seconds, 16000, seed=5)
             mel_audio = np.concatenate([np.zeros(8000, np.float32), mel_audio])
             name = Path(args.model).name if args.model else "shipped model"
-            runs = [("probe encoder, tone bursts", probe, bursts, burst_onsets),
-                    (f"{name}, melody (built-in voice)", args.model, mel_audio, melody_onsets(mel, 16000))]
+            runs = [("probe encoder, tone bursts", probe, bursts, burst_onsets, None),
+                    (f"{name}, melody (built-in voice)", args.model, mel_audio, melody_onsets(mel, 16000), None)]
             for n in args.settle_frames:          # the same melody under other note-settling windows
                 runs.append((f"{name}, melody, --settle-frames {n}", args.model, mel_audio,
                              melody_onsets(mel, 16000), n))

@@ -4,7 +4,9 @@
   supervised_loss    E against ground-truth control frames (the "init" term on random renders):
                      gate everywhere (BCE); pitch, velocity and knobs only where the true gate is on
                      (they are undefined in silence); pitch as cross-entropy over semitone classes
-                     for a class head, MSE for a continuous one.
+                     for a class head, MSE for a continuous one; knobs either as 10 x their raw
+                     MSE or standardized (each knob's MSE over its variance in the labelled data,
+                     `knob_scales`), so a knob with a narrow range weighs as much as a wide one.
 """
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def supervised_loss(controls: torch.Tensor, logits: torch.Tensor | None, truth: torch.Tensor,
                     pitch_index: int | None, gate_index: int | None, pitch_classes: int,
-                    pitch_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """controls/truth (B, K, T) in [0, 1]; logits (B, P, T) or None. -> (loss, parts for logging)."""
+                    pitch_weight: float = 1.0, knob_scales: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, dict[str, float]]:
+    """controls/truth (B, K, T) in [0, 1]; logits (B, P, T) or None; knob_scales (K_rest,) weights of
+    the controls other than pitch and gate, in control order, or None for the raw 10 x MSE.
+    -> (loss, parts for logging)."""
     K = controls.shape[1]
     if gate_index is not None:
         on = (truth[:, gate_index] > 0.5).float()                         # (B, T)
@@ -45,9 +50,37 @@ def supervised_loss(controls: torch.Tensor, logits: torch.Tensor | None, truth: 
         loss = loss + pitch_weight * pitch
     rest = [k for k in range(K) if k not in (pitch_index, gate_index)]
     if rest:
-        err = ((controls[:, rest] - truth[:, rest]) ** 2).mean(dim=1)      # (B, T)
-        knobs = masked_mean(err, on)
-        parts["knobs"] = float(knobs.detach())
-        loss = loss + 10.0 * knobs            # knob MSE in [0,1]^2 units is small; weight it up
+        sq = (controls[:, rest] - truth[:, rest]) ** 2                     # (B, K_rest, T)
+        if knob_scales is None:
+            knobs = masked_mean(sq.mean(dim=1), on)
+            parts["knobs"] = float(knobs.detach())
+            loss = loss + 10.0 * knobs        # knob MSE in [0,1]^2 units is small; weight it up
+        else:
+            if knob_scales.shape != (len(rest),):
+                raise ValueError(f"knob_scales must have shape ({len(rest)},), got {tuple(knob_scales.shape)}")
+            knobs = masked_mean((sq * knob_scales.view(1, -1, 1)).mean(dim=1), on)
+            parts["knobs"] = float(knobs.detach())
+            loss = loss + knobs               # ~ mean over knobs of 1 - r^2 once the fit is linear
     parts["sup"] = float(loss.detach())
     return loss, parts
+
+
+# A knob the labelled data never varies (exp1's velocity, always 127) has no spread to standardize
+# by: it keeps the raw loss's weight.
+CONSTANT_KNOB_VARIANCE = 1e-6
+CONSTANT_KNOB_SCALE = 10.0
+
+
+def knob_scales_from(truth, pitch_index: int | None, gate_index: int | None):
+    """Standardizing weights 1 / variance of each control other than pitch and gate over the frames
+    where the true gate is on; truth (N, T, K) numpy in [0, 1] -> (K_rest,) float32 numpy."""
+    import numpy as np
+
+    t = np.asarray(truth, dtype=np.float64)
+    on = t[..., gate_index] > 0.5 if gate_index is not None else np.ones(t.shape[:-1], bool)
+    rest = [k for k in range(t.shape[-1]) if k not in (pitch_index, gate_index)]
+    if not on.any():
+        raise ValueError("knob_scales_from: no frame with the gate on in the labelled data")
+    var = t[on][:, rest].var(axis=0)
+    return np.where(var > CONSTANT_KNOB_VARIANCE, 1.0 / np.maximum(var, CONSTANT_KNOB_VARIANCE),
+                    CONSTANT_KNOB_SCALE).astype(np.float32)

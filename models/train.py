@@ -47,7 +47,7 @@ from .checkpoint import (MODEL_FILE, config_hash, load_checkpoint, load_train_st
 from .decoder import Decoder, DecoderConfig
 from .encoder import Encoder, EncoderConfig
 from .layers import compress, receptive_past
-from .losses import spectrogram_loss, supervised_loss
+from .losses import knob_scales_from, spectrogram_loss, supervised_loss
 from .render import Renderer, RenderSpec
 
 # Every knob with its default; a config file overrides any of them (unknown keys are an error).
@@ -78,7 +78,8 @@ DEFAULTS: dict = {
     "mirror": {"rounds": 3, "decoder_epochs": 3, "encoder_epochs": 3,
                "decoder_random_mix": 0.25, "encoder_sup_weight": 0.0},
     "optim": {"batch": 16, "crop_frames": 200, "lr_encoder": 1e-3, "lr_decoder": 1e-3,
-              "lr_decay_per_round": 1.0, "grad_clip": 1.0},
+              "lr_decay_per_round": 1.0, "grad_clip": 1.0,
+              "knob_loss": "raw"},   # raw (10 x MSE) | standardized (MSE / variance per knob, losses.py)
     "checkpoint": {"minutes": 3.0},
 }
 
@@ -105,6 +106,8 @@ def merge_config(overrides: dict, base: dict | None = None) -> dict:
             out[k] = copy.deepcopy(v)
     if out["mode"] not in ("mirror", "supervised"):
         raise ValueError(f"mode must be 'mirror' or 'supervised', got {out['mode']!r}")
+    if out["optim"]["knob_loss"] not in ("raw", "standardized"):
+        raise ValueError(f"optim.knob_loss must be 'raw' or 'standardized', got {out['optim']['knob_loss']!r}")
     return out
 
 
@@ -333,7 +336,16 @@ class Trainer:
         controls, logits = self._encode_train(spec)
         w = self.warm
         return supervised_loss(controls[:, :, w:], None if logits is None else logits[:, :, w:], truth[:, :, w:],
-                               self.i_pitch, self.i_gate, self.enc_cfg.pitch_classes)
+                               self.i_pitch, self.i_gate, self.enc_cfg.pitch_classes,
+                               knob_scales=self._knob_scales())
+
+    def _knob_scales(self) -> torch.Tensor | None:
+        """Standardizing knob weights from the labelled random renders (optim.knob_loss), computed once."""
+        if self.cfg["optim"]["knob_loss"] != "standardized":
+            return None
+        if getattr(self, "_scales", None) is None:
+            self._scales = torch.from_numpy(knob_scales_from(self.random[1], self.i_pitch, self.i_gate)).to(self.device)
+        return self._scales
 
     def _encode_train(self, spec: torch.Tensor):
         """E.encode through the DDP wrapper when distributed (so gradients are all-reduced)."""

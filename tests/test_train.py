@@ -148,6 +148,8 @@ def test_config_validation():
         merge_config({"optim": {"lr": 1}})
     with pytest.raises(ValueError, match="mode"):
         merge_config({"mode": "magic"})
+    with pytest.raises(ValueError, match="knob_loss"):
+        merge_config({"optim": {"knob_loss": "loud"}})
     with pytest.raises(FileNotFoundError):
         load_config("no-such-config")
     for name in ("default", "tiny"):
@@ -155,10 +157,40 @@ def test_config_validation():
         assert phase_plan(cfg)
 
 
+def test_standardized_knob_loss_weighs_each_knob_by_its_spread():
+    from rtmirror.models.losses import CONSTANT_KNOB_SCALE, knob_scales_from, supervised_loss
+    rng = np.random.default_rng(3)
+    # (N, T, K): pitch, gate, a constant knob (exp1's velocity), a narrow knob, a wide knob
+    truth = np.zeros((4, 50, 5))
+    truth[..., 1] = rng.random((4, 50)) > 0.3
+    truth[..., 2] = 1.0
+    truth[..., 3] = rng.uniform(0.3, 0.4, (4, 50))
+    truth[..., 4] = rng.uniform(0.0, 1.0, (4, 50))
+    truth[truth[..., 1] < 0.5, 3] = 0.9            # silent frames do not count towards the spread
+    on = truth[..., 1] > 0.5
+    scales = knob_scales_from(truth, 0, 1)
+    assert scales[0] == CONSTANT_KNOB_SCALE
+    np.testing.assert_allclose(scales[1:], 1.0 / truth[on][:, 3:].var(axis=0), rtol=1e-5)
+    assert scales[1] > 50 * scales[2]
+    # predicting each knob's mean costs ~1 per knob in standardized units, whatever its range
+    t = torch.from_numpy(truth).float().transpose(1, 2)          # (N, K, T)
+    pred = t.clone()
+    for k in (3, 4):
+        pred[:, k] = float(truth[on][:, k].mean())
+    _, parts = supervised_loss(pred, None, t, 0, 1, 61, knob_scales=torch.from_numpy(scales))
+    assert parts["knobs"] == pytest.approx(2.0 / 3.0, rel=1e-4)
+    _, raw = supervised_loss(pred, None, t, 0, 1, 61)
+    assert raw["knobs"] < 0.05
+    with pytest.raises(ValueError, match="knob_scales"):
+        supervised_loss(pred, None, t, 0, 1, 61, knob_scales=torch.ones(2))
+
+
 def test_supervised_mode_trains_only_the_encoder(tmp_path):
-    cfg = tiny(mode="supervised", init={"encoder_epochs": 2})
+    cfg = tiny(mode="supervised", init={"encoder_epochs": 2}, optim={"knob_loss": "standardized"})
     train(cfg, tmp_path / "run", progress=False)
-    assert {r["phase"] for r in rows(tmp_path / "run")} == {"encoder_init"}
+    r = rows(tmp_path / "run")
+    assert {x["phase"] for x in r} == {"encoder_init"}
+    assert all(math.isfinite(float(x["loss_knobs"])) for x in r)
     ck = load_checkpoint(tmp_path / "run" / "checkpoint")
     assert ck.meta["train_config"]["mode"] == "supervised"
 

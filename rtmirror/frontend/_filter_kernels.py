@@ -7,7 +7,7 @@ import math
 from numba import njit
 
 VECTOR = 4
-ORDERS = (7, 8, 9, 10, 11, 12, 16, 24)
+ORDERS = (7, 8, 9, 10, 11, 12, 13, 14, 15, 18, 21, 24)  # the filter orders that get a function (NSL: 7..24)
 BLOCK = 32
 STEP_THRESHOLD = 1e-15
 SIGMOID, STEP, HALF_WAVE = 0, 1, 2
@@ -476,8 +476,320 @@ def filter_order12(xin, n, b, a, z, hc, g0, g1, out_column):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_order16(xin, n, b, a, z, hc, g0, g1, out_column):
-    """Groups g0..g1-1 (order <= 16) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
+def filter_order13(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 13) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
+    for g in range(g0, g1):
+        bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
+        ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
+        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
+        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
+        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
+        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
+        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
+        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
+        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
+        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
+        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
+        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
+        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
+        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
+        z12_0 = z[g, 12, 0]; z12_1 = z[g, 12, 1]; z12_2 = z[g, 12, 2]; z12_3 = z[g, 12, 3]
+        for i in range(n):
+            v = xin[i]
+            row = hc[i]
+            y0 = bg[0] * v + z0_0
+            y1 = bg[1] * v + z0_1
+            y2 = bg[2] * v + z0_2
+            y3 = bg[3] * v + z0_3
+            z0_0 = bg[4] * v + z1_0 - ag[4] * y0
+            z0_1 = bg[5] * v + z1_1 - ag[5] * y1
+            z0_2 = bg[6] * v + z1_2 - ag[6] * y2
+            z0_3 = bg[7] * v + z1_3 - ag[7] * y3
+            z1_0 = bg[8] * v + z2_0 - ag[8] * y0
+            z1_1 = bg[9] * v + z2_1 - ag[9] * y1
+            z1_2 = bg[10] * v + z2_2 - ag[10] * y2
+            z1_3 = bg[11] * v + z2_3 - ag[11] * y3
+            z2_0 = bg[12] * v + z3_0 - ag[12] * y0
+            z2_1 = bg[13] * v + z3_1 - ag[13] * y1
+            z2_2 = bg[14] * v + z3_2 - ag[14] * y2
+            z2_3 = bg[15] * v + z3_3 - ag[15] * y3
+            z3_0 = bg[16] * v + z4_0 - ag[16] * y0
+            z3_1 = bg[17] * v + z4_1 - ag[17] * y1
+            z3_2 = bg[18] * v + z4_2 - ag[18] * y2
+            z3_3 = bg[19] * v + z4_3 - ag[19] * y3
+            z4_0 = bg[20] * v + z5_0 - ag[20] * y0
+            z4_1 = bg[21] * v + z5_1 - ag[21] * y1
+            z4_2 = bg[22] * v + z5_2 - ag[22] * y2
+            z4_3 = bg[23] * v + z5_3 - ag[23] * y3
+            z5_0 = bg[24] * v + z6_0 - ag[24] * y0
+            z5_1 = bg[25] * v + z6_1 - ag[25] * y1
+            z5_2 = bg[26] * v + z6_2 - ag[26] * y2
+            z5_3 = bg[27] * v + z6_3 - ag[27] * y3
+            z6_0 = bg[28] * v + z7_0 - ag[28] * y0
+            z6_1 = bg[29] * v + z7_1 - ag[29] * y1
+            z6_2 = bg[30] * v + z7_2 - ag[30] * y2
+            z6_3 = bg[31] * v + z7_3 - ag[31] * y3
+            z7_0 = bg[32] * v + z8_0 - ag[32] * y0
+            z7_1 = bg[33] * v + z8_1 - ag[33] * y1
+            z7_2 = bg[34] * v + z8_2 - ag[34] * y2
+            z7_3 = bg[35] * v + z8_3 - ag[35] * y3
+            z8_0 = bg[36] * v + z9_0 - ag[36] * y0
+            z8_1 = bg[37] * v + z9_1 - ag[37] * y1
+            z8_2 = bg[38] * v + z9_2 - ag[38] * y2
+            z8_3 = bg[39] * v + z9_3 - ag[39] * y3
+            z9_0 = bg[40] * v + z10_0 - ag[40] * y0
+            z9_1 = bg[41] * v + z10_1 - ag[41] * y1
+            z9_2 = bg[42] * v + z10_2 - ag[42] * y2
+            z9_3 = bg[43] * v + z10_3 - ag[43] * y3
+            z10_0 = bg[44] * v + z11_0 - ag[44] * y0
+            z10_1 = bg[45] * v + z11_1 - ag[45] * y1
+            z10_2 = bg[46] * v + z11_2 - ag[46] * y2
+            z10_3 = bg[47] * v + z11_3 - ag[47] * y3
+            z11_0 = bg[48] * v + z12_0 - ag[48] * y0
+            z11_1 = bg[49] * v + z12_1 - ag[49] * y1
+            z11_2 = bg[50] * v + z12_2 - ag[50] * y2
+            z11_3 = bg[51] * v + z12_3 - ag[51] * y3
+            z12_0 = bg[52] * v - ag[52] * y0
+            z12_1 = bg[53] * v - ag[53] * y1
+            z12_2 = bg[54] * v - ag[54] * y2
+            z12_3 = bg[55] * v - ag[55] * y3
+            row[c0] = y0
+            row[c1] = y1
+            row[c2] = y2
+            row[c3] = y3
+        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
+        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
+        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
+        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
+        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
+        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
+        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
+        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
+        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
+        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
+        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
+        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
+        z[g, 12, 0] = z12_0; z[g, 12, 1] = z12_1; z[g, 12, 2] = z12_2; z[g, 12, 3] = z12_3
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def filter_order14(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 14) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
+    for g in range(g0, g1):
+        bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
+        ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
+        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
+        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
+        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
+        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
+        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
+        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
+        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
+        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
+        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
+        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
+        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
+        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
+        z12_0 = z[g, 12, 0]; z12_1 = z[g, 12, 1]; z12_2 = z[g, 12, 2]; z12_3 = z[g, 12, 3]
+        z13_0 = z[g, 13, 0]; z13_1 = z[g, 13, 1]; z13_2 = z[g, 13, 2]; z13_3 = z[g, 13, 3]
+        for i in range(n):
+            v = xin[i]
+            row = hc[i]
+            y0 = bg[0] * v + z0_0
+            y1 = bg[1] * v + z0_1
+            y2 = bg[2] * v + z0_2
+            y3 = bg[3] * v + z0_3
+            z0_0 = bg[4] * v + z1_0 - ag[4] * y0
+            z0_1 = bg[5] * v + z1_1 - ag[5] * y1
+            z0_2 = bg[6] * v + z1_2 - ag[6] * y2
+            z0_3 = bg[7] * v + z1_3 - ag[7] * y3
+            z1_0 = bg[8] * v + z2_0 - ag[8] * y0
+            z1_1 = bg[9] * v + z2_1 - ag[9] * y1
+            z1_2 = bg[10] * v + z2_2 - ag[10] * y2
+            z1_3 = bg[11] * v + z2_3 - ag[11] * y3
+            z2_0 = bg[12] * v + z3_0 - ag[12] * y0
+            z2_1 = bg[13] * v + z3_1 - ag[13] * y1
+            z2_2 = bg[14] * v + z3_2 - ag[14] * y2
+            z2_3 = bg[15] * v + z3_3 - ag[15] * y3
+            z3_0 = bg[16] * v + z4_0 - ag[16] * y0
+            z3_1 = bg[17] * v + z4_1 - ag[17] * y1
+            z3_2 = bg[18] * v + z4_2 - ag[18] * y2
+            z3_3 = bg[19] * v + z4_3 - ag[19] * y3
+            z4_0 = bg[20] * v + z5_0 - ag[20] * y0
+            z4_1 = bg[21] * v + z5_1 - ag[21] * y1
+            z4_2 = bg[22] * v + z5_2 - ag[22] * y2
+            z4_3 = bg[23] * v + z5_3 - ag[23] * y3
+            z5_0 = bg[24] * v + z6_0 - ag[24] * y0
+            z5_1 = bg[25] * v + z6_1 - ag[25] * y1
+            z5_2 = bg[26] * v + z6_2 - ag[26] * y2
+            z5_3 = bg[27] * v + z6_3 - ag[27] * y3
+            z6_0 = bg[28] * v + z7_0 - ag[28] * y0
+            z6_1 = bg[29] * v + z7_1 - ag[29] * y1
+            z6_2 = bg[30] * v + z7_2 - ag[30] * y2
+            z6_3 = bg[31] * v + z7_3 - ag[31] * y3
+            z7_0 = bg[32] * v + z8_0 - ag[32] * y0
+            z7_1 = bg[33] * v + z8_1 - ag[33] * y1
+            z7_2 = bg[34] * v + z8_2 - ag[34] * y2
+            z7_3 = bg[35] * v + z8_3 - ag[35] * y3
+            z8_0 = bg[36] * v + z9_0 - ag[36] * y0
+            z8_1 = bg[37] * v + z9_1 - ag[37] * y1
+            z8_2 = bg[38] * v + z9_2 - ag[38] * y2
+            z8_3 = bg[39] * v + z9_3 - ag[39] * y3
+            z9_0 = bg[40] * v + z10_0 - ag[40] * y0
+            z9_1 = bg[41] * v + z10_1 - ag[41] * y1
+            z9_2 = bg[42] * v + z10_2 - ag[42] * y2
+            z9_3 = bg[43] * v + z10_3 - ag[43] * y3
+            z10_0 = bg[44] * v + z11_0 - ag[44] * y0
+            z10_1 = bg[45] * v + z11_1 - ag[45] * y1
+            z10_2 = bg[46] * v + z11_2 - ag[46] * y2
+            z10_3 = bg[47] * v + z11_3 - ag[47] * y3
+            z11_0 = bg[48] * v + z12_0 - ag[48] * y0
+            z11_1 = bg[49] * v + z12_1 - ag[49] * y1
+            z11_2 = bg[50] * v + z12_2 - ag[50] * y2
+            z11_3 = bg[51] * v + z12_3 - ag[51] * y3
+            z12_0 = bg[52] * v + z13_0 - ag[52] * y0
+            z12_1 = bg[53] * v + z13_1 - ag[53] * y1
+            z12_2 = bg[54] * v + z13_2 - ag[54] * y2
+            z12_3 = bg[55] * v + z13_3 - ag[55] * y3
+            z13_0 = bg[56] * v - ag[56] * y0
+            z13_1 = bg[57] * v - ag[57] * y1
+            z13_2 = bg[58] * v - ag[58] * y2
+            z13_3 = bg[59] * v - ag[59] * y3
+            row[c0] = y0
+            row[c1] = y1
+            row[c2] = y2
+            row[c3] = y3
+        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
+        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
+        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
+        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
+        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
+        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
+        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
+        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
+        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
+        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
+        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
+        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
+        z[g, 12, 0] = z12_0; z[g, 12, 1] = z12_1; z[g, 12, 2] = z12_2; z[g, 12, 3] = z12_3
+        z[g, 13, 0] = z13_0; z[g, 13, 1] = z13_1; z[g, 13, 2] = z13_2; z[g, 13, 3] = z13_3
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def filter_order15(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 15) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
+    for g in range(g0, g1):
+        bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
+        ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
+        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
+        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
+        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
+        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
+        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
+        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
+        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
+        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
+        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
+        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
+        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
+        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
+        z12_0 = z[g, 12, 0]; z12_1 = z[g, 12, 1]; z12_2 = z[g, 12, 2]; z12_3 = z[g, 12, 3]
+        z13_0 = z[g, 13, 0]; z13_1 = z[g, 13, 1]; z13_2 = z[g, 13, 2]; z13_3 = z[g, 13, 3]
+        z14_0 = z[g, 14, 0]; z14_1 = z[g, 14, 1]; z14_2 = z[g, 14, 2]; z14_3 = z[g, 14, 3]
+        for i in range(n):
+            v = xin[i]
+            row = hc[i]
+            y0 = bg[0] * v + z0_0
+            y1 = bg[1] * v + z0_1
+            y2 = bg[2] * v + z0_2
+            y3 = bg[3] * v + z0_3
+            z0_0 = bg[4] * v + z1_0 - ag[4] * y0
+            z0_1 = bg[5] * v + z1_1 - ag[5] * y1
+            z0_2 = bg[6] * v + z1_2 - ag[6] * y2
+            z0_3 = bg[7] * v + z1_3 - ag[7] * y3
+            z1_0 = bg[8] * v + z2_0 - ag[8] * y0
+            z1_1 = bg[9] * v + z2_1 - ag[9] * y1
+            z1_2 = bg[10] * v + z2_2 - ag[10] * y2
+            z1_3 = bg[11] * v + z2_3 - ag[11] * y3
+            z2_0 = bg[12] * v + z3_0 - ag[12] * y0
+            z2_1 = bg[13] * v + z3_1 - ag[13] * y1
+            z2_2 = bg[14] * v + z3_2 - ag[14] * y2
+            z2_3 = bg[15] * v + z3_3 - ag[15] * y3
+            z3_0 = bg[16] * v + z4_0 - ag[16] * y0
+            z3_1 = bg[17] * v + z4_1 - ag[17] * y1
+            z3_2 = bg[18] * v + z4_2 - ag[18] * y2
+            z3_3 = bg[19] * v + z4_3 - ag[19] * y3
+            z4_0 = bg[20] * v + z5_0 - ag[20] * y0
+            z4_1 = bg[21] * v + z5_1 - ag[21] * y1
+            z4_2 = bg[22] * v + z5_2 - ag[22] * y2
+            z4_3 = bg[23] * v + z5_3 - ag[23] * y3
+            z5_0 = bg[24] * v + z6_0 - ag[24] * y0
+            z5_1 = bg[25] * v + z6_1 - ag[25] * y1
+            z5_2 = bg[26] * v + z6_2 - ag[26] * y2
+            z5_3 = bg[27] * v + z6_3 - ag[27] * y3
+            z6_0 = bg[28] * v + z7_0 - ag[28] * y0
+            z6_1 = bg[29] * v + z7_1 - ag[29] * y1
+            z6_2 = bg[30] * v + z7_2 - ag[30] * y2
+            z6_3 = bg[31] * v + z7_3 - ag[31] * y3
+            z7_0 = bg[32] * v + z8_0 - ag[32] * y0
+            z7_1 = bg[33] * v + z8_1 - ag[33] * y1
+            z7_2 = bg[34] * v + z8_2 - ag[34] * y2
+            z7_3 = bg[35] * v + z8_3 - ag[35] * y3
+            z8_0 = bg[36] * v + z9_0 - ag[36] * y0
+            z8_1 = bg[37] * v + z9_1 - ag[37] * y1
+            z8_2 = bg[38] * v + z9_2 - ag[38] * y2
+            z8_3 = bg[39] * v + z9_3 - ag[39] * y3
+            z9_0 = bg[40] * v + z10_0 - ag[40] * y0
+            z9_1 = bg[41] * v + z10_1 - ag[41] * y1
+            z9_2 = bg[42] * v + z10_2 - ag[42] * y2
+            z9_3 = bg[43] * v + z10_3 - ag[43] * y3
+            z10_0 = bg[44] * v + z11_0 - ag[44] * y0
+            z10_1 = bg[45] * v + z11_1 - ag[45] * y1
+            z10_2 = bg[46] * v + z11_2 - ag[46] * y2
+            z10_3 = bg[47] * v + z11_3 - ag[47] * y3
+            z11_0 = bg[48] * v + z12_0 - ag[48] * y0
+            z11_1 = bg[49] * v + z12_1 - ag[49] * y1
+            z11_2 = bg[50] * v + z12_2 - ag[50] * y2
+            z11_3 = bg[51] * v + z12_3 - ag[51] * y3
+            z12_0 = bg[52] * v + z13_0 - ag[52] * y0
+            z12_1 = bg[53] * v + z13_1 - ag[53] * y1
+            z12_2 = bg[54] * v + z13_2 - ag[54] * y2
+            z12_3 = bg[55] * v + z13_3 - ag[55] * y3
+            z13_0 = bg[56] * v + z14_0 - ag[56] * y0
+            z13_1 = bg[57] * v + z14_1 - ag[57] * y1
+            z13_2 = bg[58] * v + z14_2 - ag[58] * y2
+            z13_3 = bg[59] * v + z14_3 - ag[59] * y3
+            z14_0 = bg[60] * v - ag[60] * y0
+            z14_1 = bg[61] * v - ag[61] * y1
+            z14_2 = bg[62] * v - ag[62] * y2
+            z14_3 = bg[63] * v - ag[63] * y3
+            row[c0] = y0
+            row[c1] = y1
+            row[c2] = y2
+            row[c3] = y3
+        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
+        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
+        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
+        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
+        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
+        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
+        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
+        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
+        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
+        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
+        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
+        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
+        z[g, 12, 0] = z12_0; z[g, 12, 1] = z12_1; z[g, 12, 2] = z12_2; z[g, 12, 3] = z12_3
+        z[g, 13, 0] = z13_0; z[g, 13, 1] = z13_1; z[g, 13, 2] = z13_2; z[g, 13, 3] = z13_3
+        z[g, 14, 0] = z14_0; z[g, 14, 1] = z14_1; z[g, 14, 2] = z14_2; z[g, 14, 3] = z14_3
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def filter_order18(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 18) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
@@ -498,6 +810,8 @@ def filter_order16(xin, n, b, a, z, hc, g0, g1, out_column):
         z13_0 = z[g, 13, 0]; z13_1 = z[g, 13, 1]; z13_2 = z[g, 13, 2]; z13_3 = z[g, 13, 3]
         z14_0 = z[g, 14, 0]; z14_1 = z[g, 14, 1]; z14_2 = z[g, 14, 2]; z14_3 = z[g, 14, 3]
         z15_0 = z[g, 15, 0]; z15_1 = z[g, 15, 1]; z15_2 = z[g, 15, 2]; z15_3 = z[g, 15, 3]
+        z16_0 = z[g, 16, 0]; z16_1 = z[g, 16, 1]; z16_2 = z[g, 16, 2]; z16_3 = z[g, 16, 3]
+        z17_0 = z[g, 17, 0]; z17_1 = z[g, 17, 1]; z17_2 = z[g, 17, 2]; z17_3 = z[g, 17, 3]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -565,10 +879,18 @@ def filter_order16(xin, n, b, a, z, hc, g0, g1, out_column):
             z14_1 = bg[61] * v + z15_1 - ag[61] * y1
             z14_2 = bg[62] * v + z15_2 - ag[62] * y2
             z14_3 = bg[63] * v + z15_3 - ag[63] * y3
-            z15_0 = bg[64] * v - ag[64] * y0
-            z15_1 = bg[65] * v - ag[65] * y1
-            z15_2 = bg[66] * v - ag[66] * y2
-            z15_3 = bg[67] * v - ag[67] * y3
+            z15_0 = bg[64] * v + z16_0 - ag[64] * y0
+            z15_1 = bg[65] * v + z16_1 - ag[65] * y1
+            z15_2 = bg[66] * v + z16_2 - ag[66] * y2
+            z15_3 = bg[67] * v + z16_3 - ag[67] * y3
+            z16_0 = bg[68] * v + z17_0 - ag[68] * y0
+            z16_1 = bg[69] * v + z17_1 - ag[69] * y1
+            z16_2 = bg[70] * v + z17_2 - ag[70] * y2
+            z16_3 = bg[71] * v + z17_3 - ag[71] * y3
+            z17_0 = bg[72] * v - ag[72] * y0
+            z17_1 = bg[73] * v - ag[73] * y1
+            z17_2 = bg[74] * v - ag[74] * y2
+            z17_3 = bg[75] * v - ag[75] * y3
             row[c0] = y0
             row[c1] = y1
             row[c2] = y2
@@ -589,6 +911,154 @@ def filter_order16(xin, n, b, a, z, hc, g0, g1, out_column):
         z[g, 13, 0] = z13_0; z[g, 13, 1] = z13_1; z[g, 13, 2] = z13_2; z[g, 13, 3] = z13_3
         z[g, 14, 0] = z14_0; z[g, 14, 1] = z14_1; z[g, 14, 2] = z14_2; z[g, 14, 3] = z14_3
         z[g, 15, 0] = z15_0; z[g, 15, 1] = z15_1; z[g, 15, 2] = z15_2; z[g, 15, 3] = z15_3
+        z[g, 16, 0] = z16_0; z[g, 16, 1] = z16_1; z[g, 16, 2] = z16_2; z[g, 16, 3] = z16_3
+        z[g, 17, 0] = z17_0; z[g, 17, 1] = z17_1; z[g, 17, 2] = z17_2; z[g, 17, 3] = z17_3
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def filter_order21(xin, n, b, a, z, hc, g0, g1, out_column):
+    """Groups g0..g1-1 (order <= 21) over xin[:n]; lane outputs to hc[:n, out_column[lane]]."""
+    for g in range(g0, g1):
+        bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
+        ag = a[g]
+        c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
+        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
+        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
+        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
+        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
+        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
+        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
+        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
+        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
+        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
+        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
+        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
+        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
+        z12_0 = z[g, 12, 0]; z12_1 = z[g, 12, 1]; z12_2 = z[g, 12, 2]; z12_3 = z[g, 12, 3]
+        z13_0 = z[g, 13, 0]; z13_1 = z[g, 13, 1]; z13_2 = z[g, 13, 2]; z13_3 = z[g, 13, 3]
+        z14_0 = z[g, 14, 0]; z14_1 = z[g, 14, 1]; z14_2 = z[g, 14, 2]; z14_3 = z[g, 14, 3]
+        z15_0 = z[g, 15, 0]; z15_1 = z[g, 15, 1]; z15_2 = z[g, 15, 2]; z15_3 = z[g, 15, 3]
+        z16_0 = z[g, 16, 0]; z16_1 = z[g, 16, 1]; z16_2 = z[g, 16, 2]; z16_3 = z[g, 16, 3]
+        z17_0 = z[g, 17, 0]; z17_1 = z[g, 17, 1]; z17_2 = z[g, 17, 2]; z17_3 = z[g, 17, 3]
+        z18_0 = z[g, 18, 0]; z18_1 = z[g, 18, 1]; z18_2 = z[g, 18, 2]; z18_3 = z[g, 18, 3]
+        z19_0 = z[g, 19, 0]; z19_1 = z[g, 19, 1]; z19_2 = z[g, 19, 2]; z19_3 = z[g, 19, 3]
+        z20_0 = z[g, 20, 0]; z20_1 = z[g, 20, 1]; z20_2 = z[g, 20, 2]; z20_3 = z[g, 20, 3]
+        for i in range(n):
+            v = xin[i]
+            row = hc[i]
+            y0 = bg[0] * v + z0_0
+            y1 = bg[1] * v + z0_1
+            y2 = bg[2] * v + z0_2
+            y3 = bg[3] * v + z0_3
+            z0_0 = bg[4] * v + z1_0 - ag[4] * y0
+            z0_1 = bg[5] * v + z1_1 - ag[5] * y1
+            z0_2 = bg[6] * v + z1_2 - ag[6] * y2
+            z0_3 = bg[7] * v + z1_3 - ag[7] * y3
+            z1_0 = bg[8] * v + z2_0 - ag[8] * y0
+            z1_1 = bg[9] * v + z2_1 - ag[9] * y1
+            z1_2 = bg[10] * v + z2_2 - ag[10] * y2
+            z1_3 = bg[11] * v + z2_3 - ag[11] * y3
+            z2_0 = bg[12] * v + z3_0 - ag[12] * y0
+            z2_1 = bg[13] * v + z3_1 - ag[13] * y1
+            z2_2 = bg[14] * v + z3_2 - ag[14] * y2
+            z2_3 = bg[15] * v + z3_3 - ag[15] * y3
+            z3_0 = bg[16] * v + z4_0 - ag[16] * y0
+            z3_1 = bg[17] * v + z4_1 - ag[17] * y1
+            z3_2 = bg[18] * v + z4_2 - ag[18] * y2
+            z3_3 = bg[19] * v + z4_3 - ag[19] * y3
+            z4_0 = bg[20] * v + z5_0 - ag[20] * y0
+            z4_1 = bg[21] * v + z5_1 - ag[21] * y1
+            z4_2 = bg[22] * v + z5_2 - ag[22] * y2
+            z4_3 = bg[23] * v + z5_3 - ag[23] * y3
+            z5_0 = bg[24] * v + z6_0 - ag[24] * y0
+            z5_1 = bg[25] * v + z6_1 - ag[25] * y1
+            z5_2 = bg[26] * v + z6_2 - ag[26] * y2
+            z5_3 = bg[27] * v + z6_3 - ag[27] * y3
+            z6_0 = bg[28] * v + z7_0 - ag[28] * y0
+            z6_1 = bg[29] * v + z7_1 - ag[29] * y1
+            z6_2 = bg[30] * v + z7_2 - ag[30] * y2
+            z6_3 = bg[31] * v + z7_3 - ag[31] * y3
+            z7_0 = bg[32] * v + z8_0 - ag[32] * y0
+            z7_1 = bg[33] * v + z8_1 - ag[33] * y1
+            z7_2 = bg[34] * v + z8_2 - ag[34] * y2
+            z7_3 = bg[35] * v + z8_3 - ag[35] * y3
+            z8_0 = bg[36] * v + z9_0 - ag[36] * y0
+            z8_1 = bg[37] * v + z9_1 - ag[37] * y1
+            z8_2 = bg[38] * v + z9_2 - ag[38] * y2
+            z8_3 = bg[39] * v + z9_3 - ag[39] * y3
+            z9_0 = bg[40] * v + z10_0 - ag[40] * y0
+            z9_1 = bg[41] * v + z10_1 - ag[41] * y1
+            z9_2 = bg[42] * v + z10_2 - ag[42] * y2
+            z9_3 = bg[43] * v + z10_3 - ag[43] * y3
+            z10_0 = bg[44] * v + z11_0 - ag[44] * y0
+            z10_1 = bg[45] * v + z11_1 - ag[45] * y1
+            z10_2 = bg[46] * v + z11_2 - ag[46] * y2
+            z10_3 = bg[47] * v + z11_3 - ag[47] * y3
+            z11_0 = bg[48] * v + z12_0 - ag[48] * y0
+            z11_1 = bg[49] * v + z12_1 - ag[49] * y1
+            z11_2 = bg[50] * v + z12_2 - ag[50] * y2
+            z11_3 = bg[51] * v + z12_3 - ag[51] * y3
+            z12_0 = bg[52] * v + z13_0 - ag[52] * y0
+            z12_1 = bg[53] * v + z13_1 - ag[53] * y1
+            z12_2 = bg[54] * v + z13_2 - ag[54] * y2
+            z12_3 = bg[55] * v + z13_3 - ag[55] * y3
+            z13_0 = bg[56] * v + z14_0 - ag[56] * y0
+            z13_1 = bg[57] * v + z14_1 - ag[57] * y1
+            z13_2 = bg[58] * v + z14_2 - ag[58] * y2
+            z13_3 = bg[59] * v + z14_3 - ag[59] * y3
+            z14_0 = bg[60] * v + z15_0 - ag[60] * y0
+            z14_1 = bg[61] * v + z15_1 - ag[61] * y1
+            z14_2 = bg[62] * v + z15_2 - ag[62] * y2
+            z14_3 = bg[63] * v + z15_3 - ag[63] * y3
+            z15_0 = bg[64] * v + z16_0 - ag[64] * y0
+            z15_1 = bg[65] * v + z16_1 - ag[65] * y1
+            z15_2 = bg[66] * v + z16_2 - ag[66] * y2
+            z15_3 = bg[67] * v + z16_3 - ag[67] * y3
+            z16_0 = bg[68] * v + z17_0 - ag[68] * y0
+            z16_1 = bg[69] * v + z17_1 - ag[69] * y1
+            z16_2 = bg[70] * v + z17_2 - ag[70] * y2
+            z16_3 = bg[71] * v + z17_3 - ag[71] * y3
+            z17_0 = bg[72] * v + z18_0 - ag[72] * y0
+            z17_1 = bg[73] * v + z18_1 - ag[73] * y1
+            z17_2 = bg[74] * v + z18_2 - ag[74] * y2
+            z17_3 = bg[75] * v + z18_3 - ag[75] * y3
+            z18_0 = bg[76] * v + z19_0 - ag[76] * y0
+            z18_1 = bg[77] * v + z19_1 - ag[77] * y1
+            z18_2 = bg[78] * v + z19_2 - ag[78] * y2
+            z18_3 = bg[79] * v + z19_3 - ag[79] * y3
+            z19_0 = bg[80] * v + z20_0 - ag[80] * y0
+            z19_1 = bg[81] * v + z20_1 - ag[81] * y1
+            z19_2 = bg[82] * v + z20_2 - ag[82] * y2
+            z19_3 = bg[83] * v + z20_3 - ag[83] * y3
+            z20_0 = bg[84] * v - ag[84] * y0
+            z20_1 = bg[85] * v - ag[85] * y1
+            z20_2 = bg[86] * v - ag[86] * y2
+            z20_3 = bg[87] * v - ag[87] * y3
+            row[c0] = y0
+            row[c1] = y1
+            row[c2] = y2
+            row[c3] = y3
+        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
+        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
+        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
+        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
+        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
+        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
+        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
+        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
+        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
+        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
+        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
+        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
+        z[g, 12, 0] = z12_0; z[g, 12, 1] = z12_1; z[g, 12, 2] = z12_2; z[g, 12, 3] = z12_3
+        z[g, 13, 0] = z13_0; z[g, 13, 1] = z13_1; z[g, 13, 2] = z13_2; z[g, 13, 3] = z13_3
+        z[g, 14, 0] = z14_0; z[g, 14, 1] = z14_1; z[g, 14, 2] = z14_2; z[g, 14, 3] = z14_3
+        z[g, 15, 0] = z15_0; z[g, 15, 1] = z15_1; z[g, 15, 2] = z15_2; z[g, 15, 3] = z15_3
+        z[g, 16, 0] = z16_0; z[g, 16, 1] = z16_1; z[g, 16, 2] = z16_2; z[g, 16, 3] = z16_3
+        z[g, 17, 0] = z17_0; z[g, 17, 1] = z17_1; z[g, 17, 2] = z17_2; z[g, 17, 3] = z17_3
+        z[g, 18, 0] = z18_0; z[g, 18, 1] = z18_1; z[g, 18, 2] = z18_2; z[g, 18, 3] = z18_3
+        z[g, 19, 0] = z19_0; z[g, 19, 1] = z19_1; z[g, 19, 2] = z19_2; z[g, 19, 3] = z19_3
+        z[g, 20, 0] = z20_0; z[g, 20, 1] = z20_1; z[g, 20, 2] = z20_2; z[g, 20, 3] = z20_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -753,6 +1223,23 @@ def filter_order24(xin, n, b, a, z, hc, g0, g1, out_column):
         z[g, 21, 0] = z21_0; z[g, 21, 1] = z21_1; z[g, 21, 2] = z21_2; z[g, 21, 3] = z21_3
         z[g, 22, 0] = z22_0; z[g, 22, 1] = z22_1; z[g, 22, 2] = z22_2; z[g, 22, 3] = z22_3
         z[g, 23, 0] = z23_0; z[g, 23, 1] = z23_1; z[g, 23, 2] = z23_2; z[g, 23, 3] = z23_3
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def filter_all(xin, n, b, a, z, hc, order_groups, out_column):
+    """Every group over xin[:n], each by the function of its order."""
+    filter_order24(xin, n, b, a, z, hc, order_groups[11, 0], order_groups[11, 1], out_column)
+    filter_order21(xin, n, b, a, z, hc, order_groups[10, 0], order_groups[10, 1], out_column)
+    filter_order18(xin, n, b, a, z, hc, order_groups[9, 0], order_groups[9, 1], out_column)
+    filter_order15(xin, n, b, a, z, hc, order_groups[8, 0], order_groups[8, 1], out_column)
+    filter_order14(xin, n, b, a, z, hc, order_groups[7, 0], order_groups[7, 1], out_column)
+    filter_order13(xin, n, b, a, z, hc, order_groups[6, 0], order_groups[6, 1], out_column)
+    filter_order12(xin, n, b, a, z, hc, order_groups[5, 0], order_groups[5, 1], out_column)
+    filter_order11(xin, n, b, a, z, hc, order_groups[4, 0], order_groups[4, 1], out_column)
+    filter_order10(xin, n, b, a, z, hc, order_groups[3, 0], order_groups[3, 1], out_column)
+    filter_order9(xin, n, b, a, z, hc, order_groups[2, 0], order_groups[2, 1], out_column)
+    filter_order8(xin, n, b, a, z, hc, order_groups[1, 0], order_groups[1, 1], out_column)
+    filter_order7(xin, n, b, a, z, hc, order_groups[0, 0], order_groups[0, 1], out_column)
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})

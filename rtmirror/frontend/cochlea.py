@@ -68,10 +68,10 @@ def _params(cfg: FrontendConfig) -> np.ndarray:
                      agc_on, agc_c, cfg.agc_target_rms, cfg.agc_max_gain], dtype=np.float64)
 
 
-# One float64 buffer holds the kernel's coefficients, state and scratch (offsets in float64 elements,
-# each a multiple of 8 = 64 bytes), so that a call passes 4 arrays instead of 13: Numba's dispatcher
-# pays for every array argument, and with the float64 copy of each block that fixed cost was ~6.6 us
-# per process() call (~50 ns per sample at 128-sample blocks, ~15 % of the frontend); now ~2.8 us.
+# One float64 buffer holds the kernel's coefficients, state, scratch and output frames (offsets in
+# float64 elements, each a multiple of 8 = 64 bytes), so that a call passes 2 arrays (the block and
+# this buffer) instead of 13: Numba's dispatcher pays for every array argument (with 13 and the
+# float64 copy of each block, ~6.6 us per process() call; 4 arrays ~2.8 us; 2 arrays ~2.4 us, team F6).
 def _aligned(n: int) -> int:
     return -(-n // 8) * 8
 
@@ -85,11 +85,18 @@ AT_ACC = AT_LPF + _aligned(N_FILTERS)             # (128,) integrators
 AT_PARAMS = AT_ACC + _aligned(N_OUT)              # (N_PARAMS,) constants (_params)
 N_PARAMS = 9
 AT_POWER = AT_PARAMS + N_PARAMS                   # AGC power (state)
-AT_XIN = AT_PARAMS + _aligned(N_PARAMS + 1)       # (CHUNK,) conditioned input (scratch)
+# integer state as float64 slots (exact integers below 2**53; only the non-finite count grows
+# without bound, by one per bad sample): samples into the current frame, non-finite count, dither
+# phase (samples seen & 1), hop
+AT_PHASE = AT_POWER + 1
+AT_NONFINITE = AT_POWER + 2
+AT_DITHER = AT_POWER + 3
+AT_HOP = AT_POWER + 4
+AT_XIN = AT_PARAMS + _aligned(N_PARAMS + 5)       # (CHUNK,) conditioned input (scratch)
 AT_HC = AT_XIN + CHUNK                            # (CHUNK, 130) filter outputs (scratch)
-BUFFER_SIZE = AT_HC + CHUNK * (N_FILTERS + 1) + N_OUT  # + the overhang of _hc_from's last row
-# istate (int64): [samples into the current frame, non-finite count, samples seen (dither phase), hop]
-N_ISTATE = 4
+AT_OUT = AT_HC + _aligned(CHUNK * (N_FILTERS + 1) + N_OUT)  # + the overhang of _hc_from's last row
+# from AT_OUT to the end: output frames, (frames, 128) float32 (64 float64 slots per frame)
+FRAME_SLOTS = N_OUT // 2
 
 
 @njit(nogil=True, cache=True)
@@ -100,15 +107,15 @@ def _hc_from(buf, c0):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def _cochlea_kernel(x, buf, istate, out):
-    """Run x (n,) float32/float64 through the cochlea; write completed frames to out[:n_frames];
-    return n_frames.
+def _cochlea_kernel(x, buf):
+    """Run x (n,) float32/float64 through the cochlea; write completed frames to the output area
+    (frames 0..n_frames-1); return n_frames.
 
-    buf: float64 (BUFFER_SIZE,), see the AT_* offsets: coefficients b, a (filterbank.py), state
+    buf: float64 (AT_OUT + frames * FRAME_SLOTS,), see the AT_* offsets: coefficients b, a (filterbank.py), state
     z (groups, MAX_ORDER, VECTOR) filter states, lpf (129,) hair-cell low-pass, acc (128,)
     integrators, AGC power; params (_params); scratch xin (CHUNK,) conditioned input, hc (CHUNK, 130)
-    filter outputs in channel order (column 129 takes the padding lanes).
-    istate: [samples into the current frame, non-finite count, samples seen (dither phase), hop].
+    filter outputs in channel order (column 129 takes the padding lanes); integer state in float64
+    slots (AT_PHASE..AT_HOP); from AT_OUT on, the output frames (frames, 128) float32.
     """
     b = buf[AT_B:AT_B + N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
     a = buf[AT_A:AT_A + N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
@@ -126,7 +133,8 @@ def _cochlea_kernel(x, buf, istate, out):
     agc_c = buf[AT_PARAMS + 6]
     target = buf[AT_PARAMS + 7]
     max_gain = buf[AT_PARAMS + 8]
-    hop = istate[3]
+    out = buf[AT_OUT:].view(np.float32).reshape(((buf.shape[0] - AT_OUT) // FRAME_SLOTS, N_OUT))
+    hop = int(buf[AT_HOP])
     average = not leaky  # tc = 0: the frame's mean instead of a leaky integrator
     alpha_eff = alpha if leaky else 1.0
     scale = 1.0 if leaky else 1.0 / hop
@@ -136,11 +144,13 @@ def _cochlea_kernel(x, buf, istate, out):
         n = min(CHUNK, x.shape[0] - start)
         # 1. input: non-finite -> 0 (counted), causal AGC, anti-denormal dither
         power = buf[AT_POWER]
+        nonfinite = 0
+        dither = int(buf[AT_DITHER])
         for i in range(n):
             v = np.float64(x[start + i])
             if not np.isfinite(v):
                 v = 0.0
-                istate[1] += 1
+                nonfinite += 1
             if agc_on:
                 power += agc_c * (v * v - power)
                 if power < 1e-30:
@@ -149,18 +159,12 @@ def _cochlea_kernel(x, buf, istate, out):
                     v *= max_gain
                 else:
                     v *= target / math.sqrt(power)
-            xin[i] = v + (DENORMAL_GUARD if ((istate[2] + i) & 1) == 0 else -DENORMAL_GUARD)
+            xin[i] = v + (DENORMAL_GUARD if ((dither + i) & 1) == 0 else -DENORMAL_GUARD)
         buf[AT_POWER] = power
-        istate[2] += n
+        buf[AT_NONFINITE] += nonfinite
+        buf[AT_DITHER] = (dither + n) & 1
         # 2. cochlear filters: channel groups in registers, sample-inner (see make_filter_kernels.py)
-        fk.filter_order24(xin, n, b, a, z, hc, ORDER_GROUPS[7, 0], ORDER_GROUPS[7, 1], OUT_COLUMN)
-        fk.filter_order16(xin, n, b, a, z, hc, ORDER_GROUPS[6, 0], ORDER_GROUPS[6, 1], OUT_COLUMN)
-        fk.filter_order12(xin, n, b, a, z, hc, ORDER_GROUPS[5, 0], ORDER_GROUPS[5, 1], OUT_COLUMN)
-        fk.filter_order11(xin, n, b, a, z, hc, ORDER_GROUPS[4, 0], ORDER_GROUPS[4, 1], OUT_COLUMN)
-        fk.filter_order10(xin, n, b, a, z, hc, ORDER_GROUPS[3, 0], ORDER_GROUPS[3, 1], OUT_COLUMN)
-        fk.filter_order9(xin, n, b, a, z, hc, ORDER_GROUPS[2, 0], ORDER_GROUPS[2, 1], OUT_COLUMN)
-        fk.filter_order8(xin, n, b, a, z, hc, ORDER_GROUPS[1, 0], ORDER_GROUPS[1, 1], OUT_COLUMN)
-        fk.filter_order7(xin, n, b, a, z, hc, ORDER_GROUPS[0, 0], ORDER_GROUPS[0, 1], OUT_COLUMN)
+        fk.filter_all(xin, n, b, a, z, hc, ORDER_GROUPS, OUT_COLUMN)
         # 3. hair cell: nonlinearity + membrane low-pass, in place on hc (skipped for linear)
         if mode != LINEAR:
             for c0 in range(0, N_OUT - fk.BLOCK, fk.BLOCK):
@@ -169,12 +173,12 @@ def _cochlea_kernel(x, buf, istate, out):
             fk.haircell33(_hc_from(buf, c0), n, c0, lpf, mode, factor, beta)  # + channel 128
         # 4. lateral inhibition (next-higher channel), half-wave rectification, integration;
         # blocks of channels with their integrators in registers over the chunk
-        phase = istate[0]
+        phase = int(buf[AT_PHASE])
         first = n_frames
         for c0 in range(0, N_OUT, fk.BLOCK):
             n_frames = fk.integrate32(_hc_from(buf, c0), n, c0, acc, out, alpha_eff, average, scale, phase, hop,
                                       first)
-        istate[0] = (phase + n) % hop
+        buf[AT_PHASE] = (phase + n) % hop
         start += n
     return n_frames
 
@@ -198,40 +202,58 @@ def _ensure_compiled() -> None:
         try:
             state = _CochleaState(FrontendConfig(normalization="none"), compile=False)
             for dtype in (np.float64, np.float32):  # both input types the stream takes directly
-                state.run(np.zeros(4, dtype), np.zeros((1, N_OUT), np.float32))
+                state.run(np.zeros(4, dtype))
         finally:
             numba.core.config.SLP_VECTORIZE = old
         _compiled = True
 
 
 class _CochleaState:
-    """Preallocated kernel state for one configuration."""
+    """Preallocated kernel state for one configuration, with room for `frames` output frames."""
 
-    def __init__(self, cfg: FrontendConfig, compile: bool = True):
+    def __init__(self, cfg: FrontendConfig, frames: int = 1, compile: bool = True):
         haircell_mode(cfg.factor)
         if compile:
             _ensure_compiled()
         self.cfg = cfg
-        raw = np.zeros(BUFFER_SIZE + 8)
-        skip = (-raw.ctypes.data // 8) % 8  # start on a 64-byte boundary (cache line, AVX loads)
-        self.buf = raw[skip:skip + BUFFER_SIZE]
+        self._allocate(frames)
         b, a = grouped_coefficients()
         self.buf[AT_B:AT_B + b.size] = b.ravel()
         self.buf[AT_A:AT_A + a.size] = a.ravel()
         self.buf[AT_PARAMS:AT_PARAMS + N_PARAMS] = _params(cfg)
-        self.istate = np.zeros(N_ISTATE, dtype=np.int64)
         self.reset()
+
+    def _allocate(self, frames: int) -> None:
+        """A new buffer with room for `frames` output frames; coefficients and state carried over.
+        self.out is the (frames, 128) float32 view of its output area."""
+        size = AT_OUT + frames * FRAME_SLOTS
+        raw = np.zeros(size + 8)
+        skip = (-raw.ctypes.data // 8) % 8  # start on a 64-byte boundary (cache line, AVX loads)
+        buf = raw[skip:skip + size]
+        if hasattr(self, "buf"):
+            buf[:AT_OUT] = self.buf[:AT_OUT]
+        self.buf = buf
+        self.out = buf[AT_OUT:].view(np.float32).reshape((frames, N_OUT))
+
+    def grow(self, frames: int) -> None:
+        if frames > self.out.shape[0]:
+            self._allocate(frames)
 
     def reset(self) -> None:
         self.buf[AT_Z:AT_PARAMS] = 0.0  # filter states, hair-cell low-pass, integrators
         # AGC starts at the target level (gain 1), not at silence (which would start at max gain)
         self.buf[AT_POWER] = self.cfg.agc_target_rms ** 2
-        self.istate[:] = 0
-        self.istate[3] = self.cfg.hop
+        self.buf[AT_PHASE:AT_HOP] = 0.0  # frame phase, non-finite count, dither phase
+        self.buf[AT_HOP] = self.cfg.hop
 
-    def run(self, x: np.ndarray, out: np.ndarray) -> int:
-        """x: (n,) C-contiguous float32 or float64."""
-        return _cochlea_kernel(x, self.buf, self.istate, out)
+    @property
+    def nonfinite_count(self) -> int:
+        return int(self.buf[AT_NONFINITE])
+
+    def run(self, x: np.ndarray) -> int:
+        """x: (n,) C-contiguous float32 or float64, completing at most self.out.shape[0] frames;
+        they land in self.out[:returned count]."""
+        return _cochlea_kernel(x, self.buf)
 
 
 def check_signal(x, what: str = "x", allow_empty: bool = False, allow_nonfinite: bool = False) -> np.ndarray:
@@ -285,11 +307,13 @@ def wav2aud(x, cfg: FrontendConfig | None = None, sr: int | None = None) -> np.n
     x = check_signal(x)
     if cfg.normalization == "unitseq":
         x = unitseq(x)
-    state = _CochleaState(cfg)
-    out = np.zeros((x.shape[0] // cfg.hop, N_OUT), dtype=np.float32)
-    n = state.run(np.ascontiguousarray(x, dtype=np.float64), out)
-    assert n == out.shape[0]
-    return out
+    state = _CochleaState(cfg, frames=x.shape[0] // cfg.hop)
+    n = state.run(np.ascontiguousarray(x, dtype=np.float64))
+    assert n == state.out.shape[0]
+    return state.out.copy()  # not the view: it would keep the whole kernel buffer (~330 kB) alive
+
+
+_N_VIEWS = 64  # process() returns precomputed views for up to 63 frames per call
 
 
 class CochlearStream:
@@ -317,7 +341,6 @@ class CochlearStream:
                              "use normalization='agc' (causal, the default) or 'none' for streaming")
         self.cfg = cfg
         self._state = _CochleaState(cfg)
-        self._buf, self._istate = self._state.buf, self._state.istate
         self._max_block = 0
         self._grow(1024)  # (frames, 128) output buffer, float64 input copy for other dtypes
 
@@ -336,7 +359,7 @@ class CochlearStream:
 
     @property
     def nonfinite_count(self) -> int:
-        return int(self._state.istate[1])
+        return self._state.nonfinite_count
 
     def reset(self) -> None:
         """Back to the initial state (silence before the first sample), counters cleared."""
@@ -344,30 +367,42 @@ class CochlearStream:
 
     def process(self, block, copy: bool = False) -> np.ndarray:
         """block (n,) float32/float64, any n >= 0 -> (frames completed by it, 128) float32 view."""
-        # The per-call path is kept short: at 128-sample blocks every microsecond here is ~8 ns
-        # per sample, against ~250 ns of filtering.
+        # The per-call path is kept short: at 128-sample blocks every 0.1 us here is ~0.8 ns per
+        # sample, against ~200 ns of filtering. The common case (a native float32/float64 1-D array
+        # with unit stride, no longer than any block before) costs 5 attribute tests, by identity
+        # where it can (native arrays share the _F32/_F64 dtype objects); the rest goes through
+        # _prepare, which checks, grows and copies as needed.
         if type(block) is not np.ndarray:
             block = np.asarray(block)
-        if block.ndim != 1 or block.dtype.kind != "f":
-            block = check_signal(block, "block", allow_empty=True, allow_nonfinite=True)
+        dtype = block.dtype
+        if not ((dtype is _F32 or dtype is _F64) and block.ndim == 1 and block.strides[0] == dtype.itemsize
+                and len(block) <= self._max_block):
+            block = self._prepare(block)
+        n = _cochlea_kernel(block, self._buf)
+        frames = self._frames[n] if n < _N_VIEWS else self._state.out[:n]
+        return frames.copy() if copy else frames
+
+    def _prepare(self, block: np.ndarray) -> np.ndarray:
+        """process()'s slow path: refuse what is not a 1-D float array, grow the buffers for a longer
+        block, copy other float types, strided or byte-swapped views to float64."""
+        block = check_signal(block, "block", allow_empty=True, allow_nonfinite=True)
         n_in = block.shape[0]
         if n_in > self._max_block:
             self._grow(n_in)
         dtype = block.dtype
-        # identity first (native float32/float64 arrays share these dtype objects); the full tests
-        # (equality, flags) cost ~0.3 us per call, ~2 ns per sample at 128-sample blocks
-        if not ((dtype is _F32 or dtype is _F64 or dtype in _KERNEL_DTYPES)
-                and (n_in < 2 or block.strides[0] == dtype.itemsize)):
-            x = self._in[:n_in]
-            np.copyto(x, block)  # other float types, strided or byte-swapped views -> float64
-            block = x
-        n = _cochlea_kernel(block, self._buf, self._istate, self._out)
-        frames = self._out[:n]
-        return frames.copy() if copy else frames
+        if dtype in _KERNEL_DTYPES and (n_in < 2 or block.strides[0] == dtype.itemsize):
+            return block
+        x = self._in[:n_in]
+        np.copyto(x, block)
+        return x
 
     def _grow(self, n_in: int) -> None:
         """Room for blocks up to n_in samples (at least doubling): the float64 input copy and the
         output frames such a block can complete, (hop - 1 + n_in) // hop."""
         self._max_block = max(n_in, 2 * self._max_block)
         self._in = np.zeros(self._max_block)
-        self._out = np.zeros(((self.cfg.hop - 1 + self._max_block) // self.cfg.hop, N_OUT), dtype=np.float32)
+        self._state.grow((self.cfg.hop - 1 + self._max_block) // self.cfg.hop)
+        self._buf = self._state.buf
+        # the views process() returns, made once (slicing per call cost ~0.15 us)
+        out = self._state.out
+        self._frames = [out[:n] for n in range(min(out.shape[0] + 1, _N_VIEWS))]

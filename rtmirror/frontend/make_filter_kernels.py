@@ -12,7 +12,9 @@ every lane and tap is spelled out, so each filter order K gets its own straight-
             z{k-1}_l  = b[k * VECTOR + l] v + z{k}_l - a[k * VECTOR + l] y_l   # k = 1..K (z{K} = 0)
             hc[i, channel of the lane] = y_l
 
-Groups are padded up to the next order in ORDERS (zero taps leave their state at 0).
+Every distinct group order of the filter table gets its own function (ORDERS, 12 orders from
+7 to 24), so no group runs padded taps (with 8 fixed orders 7-12, 16, 24: 377 taps per sample
+instead of 362); filter_all runs them all.
 The same holds for the hair cell and the lateral inhibition + integration (haircell_source,
 integrate_source): blocks of 32 channels, their states in registers along the chunk.
 Run:  .venv/bin/python -m rtmirror.frontend.make_filter_kernels
@@ -25,9 +27,20 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 OUTPUT = Path(__file__).with_name("_filter_kernels.py")
+TABLE_PATH = Path(__file__).with_name("cochba.npz")
 VECTOR = 4  # lanes per group: one AVX2 register of float64
-ORDERS = (7, 8, 9, 10, 11, 12, 16, 24)  # the filter orders that get a function (NSL: 7..24)
+
+
+def group_orders() -> tuple[int, ...]:
+    """The distinct orders of the channel groups (ascending), laid out as filterbank.py does:
+    channels sorted by order, descending, VECTOR lanes per group, so a group's order is its first
+    lane's. Read from the table directly (filterbank.py imports the generated module)."""
+    with np.load(TABLE_PATH, allow_pickle=False) as f:
+        orders = np.round(f["COCHBA"][0].real).astype(int)
+    return tuple(sorted(set(np.sort(orders)[::-1][::VECTOR].tolist())))
 
 
 def function_source(order: int) -> str:
@@ -59,6 +72,20 @@ def function_source(order: int) -> str:
         out.append(f"            row[c{l}] = y{l}")
     for k in range(order):
         out.append("        " + "; ".join(f"z[g, {k}, {l}] = z{k}_{l}" for l in lanes))
+    return "\n".join(out)
+
+
+def filter_all_source(orders: tuple[int, ...]) -> str:
+    """All groups, highest order first; order_groups[i] = [g0, g1) of ORDERS[i] (filterbank.ORDER_GROUPS)."""
+    out = [
+        "",
+        "",
+        "@njit(nogil=True, cache=True, fastmath={\"contract\"})",
+        "def filter_all(xin, n, b, a, z, hc, order_groups, out_column):",
+        "    \"\"\"Every group over xin[:n], each by the function of its order.\"\"\"",
+    ]
+    for i in reversed(range(len(orders))):
+        out.append(f"    filter_order{orders[i]}(xin, n, b, a, z, hc, order_groups[{i}, 0], order_groups[{i}, 1], out_column)")
     return "\n".join(out)
 
 
@@ -139,12 +166,13 @@ def module_source() -> str:
         "from numba import njit",
         "",
         f"VECTOR = {VECTOR}",
-        f"ORDERS = {ORDERS!r}",
+        f"ORDERS = {group_orders()!r}  # the filter orders that get a function (NSL: 7..24)",
         f"BLOCK = {BLOCK}",
         f"STEP_THRESHOLD = {STEP_THRESHOLD!r}",
         f"SIGMOID, STEP, HALF_WAVE = {SIGMOID}, {STEP}, {HALF_WAVE}",
     ]
-    parts = [function_source(k) for k in ORDERS]
+    orders = group_orders()
+    parts = [function_source(k) for k in orders] + [filter_all_source(orders)]
     parts += [haircell_source(BLOCK), haircell_source(BLOCK + 1), integrate_source(BLOCK)]
     return "\n".join(head + parts) + "\n"
 

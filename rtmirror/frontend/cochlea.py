@@ -190,7 +190,8 @@ _compiled = False
 def _ensure_compiled() -> None:
     """Compile (or load from numba's cache) the kernel (float32 and float64 input) with LLVM's
     SLP vectorizer on: it packs the generated filters' per-lane scalars into AVX registers (numba
-    leaves SLP off by default, NUMBA_SLP_VECTORIZE). First use on a machine: ~30 s CPU, cached."""
+    leaves SLP off by default, NUMBA_SLP_VECTORIZE). First use on a machine (or after an edit of
+    this file or _filter_kernels.py): ~70 s CPU with the 12 generated filter orders, then cached."""
     global _compiled
     if _compiled:
         return

@@ -19,6 +19,7 @@ centre frequency moves down by |shift| octaves).
 from __future__ import annotations
 
 import math
+import sys
 import threading
 
 import numba
@@ -198,6 +199,12 @@ def _ensure_compiled() -> None:
     with _compile_lock:
         if _compiled:
             return
+        # loading from the cache takes < 1 s; a compile says so rather than leaving the user waiting
+        notice = threading.Timer(2.0, lambda: print(
+            "rtmirror: compiling the cochlear frontend for this CPU (first use: about a minute of CPU, "
+            "cached afterwards) ...", file=sys.stderr, flush=True))
+        notice.daemon = True
+        notice.start()
         old = numba.core.config.SLP_VECTORIZE
         numba.core.config.SLP_VECTORIZE = 1
         try:
@@ -205,6 +212,7 @@ def _ensure_compiled() -> None:
             for dtype in (np.float64, np.float32):  # both input types the stream takes directly
                 state.run(np.zeros(4, dtype))
         finally:
+            notice.cancel()
             numba.core.config.SLP_VECTORIZE = old
         _compiled = True
 

@@ -19,14 +19,15 @@ def filter_order7(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -66,13 +67,13 @@ def filter_order7(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -81,15 +82,16 @@ def filter_order8(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -133,14 +135,14 @@ def filter_order8(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -149,16 +151,17 @@ def filter_order9(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
-        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
+        z8_0 = zg[32]; z8_1 = zg[33]; z8_2 = zg[34]; z8_3 = zg[35]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -206,15 +209,15 @@ def filter_order9(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
-        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
+        zg[32] = z8_0; zg[33] = z8_1; zg[34] = z8_2; zg[35] = z8_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -223,17 +226,18 @@ def filter_order10(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
-        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
-        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
+        z8_0 = zg[32]; z8_1 = zg[33]; z8_2 = zg[34]; z8_3 = zg[35]
+        z9_0 = zg[36]; z9_1 = zg[37]; z9_2 = zg[38]; z9_3 = zg[39]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -285,16 +289,16 @@ def filter_order10(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
-        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
-        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
+        zg[32] = z8_0; zg[33] = z8_1; zg[34] = z8_2; zg[35] = z8_3
+        zg[36] = z9_0; zg[37] = z9_1; zg[38] = z9_2; zg[39] = z9_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -303,18 +307,19 @@ def filter_order11(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
-        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
-        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
-        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
+        z8_0 = zg[32]; z8_1 = zg[33]; z8_2 = zg[34]; z8_3 = zg[35]
+        z9_0 = zg[36]; z9_1 = zg[37]; z9_2 = zg[38]; z9_3 = zg[39]
+        z10_0 = zg[40]; z10_1 = zg[41]; z10_2 = zg[42]; z10_3 = zg[43]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -370,17 +375,17 @@ def filter_order11(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
-        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
-        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
-        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
+        zg[32] = z8_0; zg[33] = z8_1; zg[34] = z8_2; zg[35] = z8_3
+        zg[36] = z9_0; zg[37] = z9_1; zg[38] = z9_2; zg[39] = z9_3
+        zg[40] = z10_0; zg[41] = z10_1; zg[42] = z10_2; zg[43] = z10_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -389,19 +394,20 @@ def filter_order12(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
-        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
-        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
-        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
-        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
+        z8_0 = zg[32]; z8_1 = zg[33]; z8_2 = zg[34]; z8_3 = zg[35]
+        z9_0 = zg[36]; z9_1 = zg[37]; z9_2 = zg[38]; z9_3 = zg[39]
+        z10_0 = zg[40]; z10_1 = zg[41]; z10_2 = zg[42]; z10_3 = zg[43]
+        z11_0 = zg[44]; z11_1 = zg[45]; z11_2 = zg[46]; z11_3 = zg[47]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -461,18 +467,18 @@ def filter_order12(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
-        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
-        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
-        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
-        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
+        zg[32] = z8_0; zg[33] = z8_1; zg[34] = z8_2; zg[35] = z8_3
+        zg[36] = z9_0; zg[37] = z9_1; zg[38] = z9_2; zg[39] = z9_3
+        zg[40] = z10_0; zg[41] = z10_1; zg[42] = z10_2; zg[43] = z10_3
+        zg[44] = z11_0; zg[45] = z11_1; zg[46] = z11_2; zg[47] = z11_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -481,20 +487,21 @@ def filter_order13(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
-        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
-        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
-        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
-        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
-        z12_0 = z[g, 12, 0]; z12_1 = z[g, 12, 1]; z12_2 = z[g, 12, 2]; z12_3 = z[g, 12, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
+        z8_0 = zg[32]; z8_1 = zg[33]; z8_2 = zg[34]; z8_3 = zg[35]
+        z9_0 = zg[36]; z9_1 = zg[37]; z9_2 = zg[38]; z9_3 = zg[39]
+        z10_0 = zg[40]; z10_1 = zg[41]; z10_2 = zg[42]; z10_3 = zg[43]
+        z11_0 = zg[44]; z11_1 = zg[45]; z11_2 = zg[46]; z11_3 = zg[47]
+        z12_0 = zg[48]; z12_1 = zg[49]; z12_2 = zg[50]; z12_3 = zg[51]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -558,19 +565,19 @@ def filter_order13(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
-        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
-        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
-        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
-        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
-        z[g, 12, 0] = z12_0; z[g, 12, 1] = z12_1; z[g, 12, 2] = z12_2; z[g, 12, 3] = z12_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
+        zg[32] = z8_0; zg[33] = z8_1; zg[34] = z8_2; zg[35] = z8_3
+        zg[36] = z9_0; zg[37] = z9_1; zg[38] = z9_2; zg[39] = z9_3
+        zg[40] = z10_0; zg[41] = z10_1; zg[42] = z10_2; zg[43] = z10_3
+        zg[44] = z11_0; zg[45] = z11_1; zg[46] = z11_2; zg[47] = z11_3
+        zg[48] = z12_0; zg[49] = z12_1; zg[50] = z12_2; zg[51] = z12_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -579,21 +586,22 @@ def filter_order14(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
-        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
-        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
-        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
-        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
-        z12_0 = z[g, 12, 0]; z12_1 = z[g, 12, 1]; z12_2 = z[g, 12, 2]; z12_3 = z[g, 12, 3]
-        z13_0 = z[g, 13, 0]; z13_1 = z[g, 13, 1]; z13_2 = z[g, 13, 2]; z13_3 = z[g, 13, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
+        z8_0 = zg[32]; z8_1 = zg[33]; z8_2 = zg[34]; z8_3 = zg[35]
+        z9_0 = zg[36]; z9_1 = zg[37]; z9_2 = zg[38]; z9_3 = zg[39]
+        z10_0 = zg[40]; z10_1 = zg[41]; z10_2 = zg[42]; z10_3 = zg[43]
+        z11_0 = zg[44]; z11_1 = zg[45]; z11_2 = zg[46]; z11_3 = zg[47]
+        z12_0 = zg[48]; z12_1 = zg[49]; z12_2 = zg[50]; z12_3 = zg[51]
+        z13_0 = zg[52]; z13_1 = zg[53]; z13_2 = zg[54]; z13_3 = zg[55]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -661,20 +669,20 @@ def filter_order14(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
-        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
-        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
-        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
-        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
-        z[g, 12, 0] = z12_0; z[g, 12, 1] = z12_1; z[g, 12, 2] = z12_2; z[g, 12, 3] = z12_3
-        z[g, 13, 0] = z13_0; z[g, 13, 1] = z13_1; z[g, 13, 2] = z13_2; z[g, 13, 3] = z13_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
+        zg[32] = z8_0; zg[33] = z8_1; zg[34] = z8_2; zg[35] = z8_3
+        zg[36] = z9_0; zg[37] = z9_1; zg[38] = z9_2; zg[39] = z9_3
+        zg[40] = z10_0; zg[41] = z10_1; zg[42] = z10_2; zg[43] = z10_3
+        zg[44] = z11_0; zg[45] = z11_1; zg[46] = z11_2; zg[47] = z11_3
+        zg[48] = z12_0; zg[49] = z12_1; zg[50] = z12_2; zg[51] = z12_3
+        zg[52] = z13_0; zg[53] = z13_1; zg[54] = z13_2; zg[55] = z13_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -683,22 +691,23 @@ def filter_order15(xin, n, b, a, z, hc, g0, g1, out_column):
     for g in range(g0, g1):
         bg = b[g]  # (taps * VECTOR,): literal indices = constant offsets from one base
         ag = a[g]
+        zg = z[g]  # (MAX_ORDER * VECTOR,): state k of lane l at the literal index k * VECTOR + l
         c0 = out_column[g * 4 + 0]; c1 = out_column[g * 4 + 1]; c2 = out_column[g * 4 + 2]; c3 = out_column[g * 4 + 3]
-        z0_0 = z[g, 0, 0]; z0_1 = z[g, 0, 1]; z0_2 = z[g, 0, 2]; z0_3 = z[g, 0, 3]
-        z1_0 = z[g, 1, 0]; z1_1 = z[g, 1, 1]; z1_2 = z[g, 1, 2]; z1_3 = z[g, 1, 3]
-        z2_0 = z[g, 2, 0]; z2_1 = z[g, 2, 1]; z2_2 = z[g, 2, 2]; z2_3 = z[g, 2, 3]
-        z3_0 = z[g, 3, 0]; z3_1 = z[g, 3, 1]; z3_2 = z[g, 3, 2]; z3_3 = z[g, 3, 3]
-        z4_0 = z[g, 4, 0]; z4_1 = z[g, 4, 1]; z4_2 = z[g, 4, 2]; z4_3 = z[g, 4, 3]
-        z5_0 = z[g, 5, 0]; z5_1 = z[g, 5, 1]; z5_2 = z[g, 5, 2]; z5_3 = z[g, 5, 3]
-        z6_0 = z[g, 6, 0]; z6_1 = z[g, 6, 1]; z6_2 = z[g, 6, 2]; z6_3 = z[g, 6, 3]
-        z7_0 = z[g, 7, 0]; z7_1 = z[g, 7, 1]; z7_2 = z[g, 7, 2]; z7_3 = z[g, 7, 3]
-        z8_0 = z[g, 8, 0]; z8_1 = z[g, 8, 1]; z8_2 = z[g, 8, 2]; z8_3 = z[g, 8, 3]
-        z9_0 = z[g, 9, 0]; z9_1 = z[g, 9, 1]; z9_2 = z[g, 9, 2]; z9_3 = z[g, 9, 3]
-        z10_0 = z[g, 10, 0]; z10_1 = z[g, 10, 1]; z10_2 = z[g, 10, 2]; z10_3 = z[g, 10, 3]
-        z11_0 = z[g, 11, 0]; z11_1 = z[g, 11, 1]; z11_2 = z[g, 11, 2]; z11_3 = z[g, 11, 3]
-        z12_0 = z[g, 12, 0]; z12_1 = z[g, 12, 1]; z12_2 = z[g, 12, 2]; z12_3 = z[g, 12, 3]
-        z13_0 = z[g, 13, 0]; z13_1 = z[g, 13, 1]; z13_2 = z[g, 13, 2]; z13_3 = z[g, 13, 3]
-        z14_0 = z[g, 14, 0]; z14_1 = z[g, 14, 1]; z14_2 = z[g, 14, 2]; z14_3 = z[g, 14, 3]
+        z0_0 = zg[0]; z0_1 = zg[1]; z0_2 = zg[2]; z0_3 = zg[3]
+        z1_0 = zg[4]; z1_1 = zg[5]; z1_2 = zg[6]; z1_3 = zg[7]
+        z2_0 = zg[8]; z2_1 = zg[9]; z2_2 = zg[10]; z2_3 = zg[11]
+        z3_0 = zg[12]; z3_1 = zg[13]; z3_2 = zg[14]; z3_3 = zg[15]
+        z4_0 = zg[16]; z4_1 = zg[17]; z4_2 = zg[18]; z4_3 = zg[19]
+        z5_0 = zg[20]; z5_1 = zg[21]; z5_2 = zg[22]; z5_3 = zg[23]
+        z6_0 = zg[24]; z6_1 = zg[25]; z6_2 = zg[26]; z6_3 = zg[27]
+        z7_0 = zg[28]; z7_1 = zg[29]; z7_2 = zg[30]; z7_3 = zg[31]
+        z8_0 = zg[32]; z8_1 = zg[33]; z8_2 = zg[34]; z8_3 = zg[35]
+        z9_0 = zg[36]; z9_1 = zg[37]; z9_2 = zg[38]; z9_3 = zg[39]
+        z10_0 = zg[40]; z10_1 = zg[41]; z10_2 = zg[42]; z10_3 = zg[43]
+        z11_0 = zg[44]; z11_1 = zg[45]; z11_2 = zg[46]; z11_3 = zg[47]
+        z12_0 = zg[48]; z12_1 = zg[49]; z12_2 = zg[50]; z12_3 = zg[51]
+        z13_0 = zg[52]; z13_1 = zg[53]; z13_2 = zg[54]; z13_3 = zg[55]
+        z14_0 = zg[56]; z14_1 = zg[57]; z14_2 = zg[58]; z14_3 = zg[59]
         for i in range(n):
             v = xin[i]
             row = hc[i]
@@ -770,21 +779,21 @@ def filter_order15(xin, n, b, a, z, hc, g0, g1, out_column):
             row[c1] = y1
             row[c2] = y2
             row[c3] = y3
-        z[g, 0, 0] = z0_0; z[g, 0, 1] = z0_1; z[g, 0, 2] = z0_2; z[g, 0, 3] = z0_3
-        z[g, 1, 0] = z1_0; z[g, 1, 1] = z1_1; z[g, 1, 2] = z1_2; z[g, 1, 3] = z1_3
-        z[g, 2, 0] = z2_0; z[g, 2, 1] = z2_1; z[g, 2, 2] = z2_2; z[g, 2, 3] = z2_3
-        z[g, 3, 0] = z3_0; z[g, 3, 1] = z3_1; z[g, 3, 2] = z3_2; z[g, 3, 3] = z3_3
-        z[g, 4, 0] = z4_0; z[g, 4, 1] = z4_1; z[g, 4, 2] = z4_2; z[g, 4, 3] = z4_3
-        z[g, 5, 0] = z5_0; z[g, 5, 1] = z5_1; z[g, 5, 2] = z5_2; z[g, 5, 3] = z5_3
-        z[g, 6, 0] = z6_0; z[g, 6, 1] = z6_1; z[g, 6, 2] = z6_2; z[g, 6, 3] = z6_3
-        z[g, 7, 0] = z7_0; z[g, 7, 1] = z7_1; z[g, 7, 2] = z7_2; z[g, 7, 3] = z7_3
-        z[g, 8, 0] = z8_0; z[g, 8, 1] = z8_1; z[g, 8, 2] = z8_2; z[g, 8, 3] = z8_3
-        z[g, 9, 0] = z9_0; z[g, 9, 1] = z9_1; z[g, 9, 2] = z9_2; z[g, 9, 3] = z9_3
-        z[g, 10, 0] = z10_0; z[g, 10, 1] = z10_1; z[g, 10, 2] = z10_2; z[g, 10, 3] = z10_3
-        z[g, 11, 0] = z11_0; z[g, 11, 1] = z11_1; z[g, 11, 2] = z11_2; z[g, 11, 3] = z11_3
-        z[g, 12, 0] = z12_0; z[g, 12, 1] = z12_1; z[g, 12, 2] = z12_2; z[g, 12, 3] = z12_3
-        z[g, 13, 0] = z13_0; z[g, 13, 1] = z13_1; z[g, 13, 2] = z13_2; z[g, 13, 3] = z13_3
-        z[g, 14, 0] = z14_0; z[g, 14, 1] = z14_1; z[g, 14, 2] = z14_2; z[g, 14, 3] = z14_3
+        zg[0] = z0_0; zg[1] = z0_1; zg[2] = z0_2; zg[3] = z0_3
+        zg[4] = z1_0; zg[5] = z1_1; zg[6] = z1_2; zg[7] = z1_3
+        zg[8] = z2_0; zg[9] = z2_1; zg[10] = z2_2; zg[11] = z2_3
+        zg[12] = z3_0; zg[13] = z3_1; zg[14] = z3_2; zg[15] = z3_3
+        zg[16] = z4_0; zg[17] = z4_1; zg[18] = z4_2; zg[19] = z4_3
+        zg[20] = z5_0; zg[21] = z5_1; zg[22] = z5_2; zg[23] = z5_3
+        zg[24] = z6_0; zg[25] = z6_1; zg[26] = z6_2; zg[27] = z6_3
+        zg[28] = z7_0; zg[29] = z7_1; zg[30] = z7_2; zg[31] = z7_3
+        zg[32] = z8_0; zg[33] = z8_1; zg[34] = z8_2; zg[35] = z8_3
+        zg[36] = z9_0; zg[37] = z9_1; zg[38] = z9_2; zg[39] = z9_3
+        zg[40] = z10_0; zg[41] = z10_1; zg[42] = z10_2; zg[43] = z10_3
+        zg[44] = z11_0; zg[45] = z11_1; zg[46] = z11_2; zg[47] = z11_3
+        zg[48] = z12_0; zg[49] = z12_1; zg[50] = z12_2; zg[51] = z12_3
+        zg[52] = z13_0; zg[53] = z13_1; zg[54] = z13_2; zg[55] = z13_3
+        zg[56] = z14_0; zg[57] = z14_1; zg[58] = z14_2; zg[59] = z14_3
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
@@ -1226,11 +1235,12 @@ def filter_order24(xin, n, b, a, z, hc, g0, g1, out_column):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def filter_all(xin, n, b, a, z, hc, order_groups, out_column):
-    """Every group over xin[:n], each by the function of its order."""
-    filter_order24(xin, n, b, a, z, hc, order_groups[11, 0], order_groups[11, 1], out_column)
-    filter_order21(xin, n, b, a, z, hc, order_groups[10, 0], order_groups[10, 1], out_column)
-    filter_order18(xin, n, b, a, z, hc, order_groups[9, 0], order_groups[9, 1], out_column)
+def filter_all(xin, n, b, a, z, z3, hc, order_groups, out_column):
+    """Every group over xin[:n], each by the function of its order; z (groups, MAX_ORDER * VECTOR) and
+    z3 (groups, MAX_ORDER, VECTOR) are two views of the same filter state (see ROW_STATE_MAX_ORDER)."""
+    filter_order24(xin, n, b, a, z3, hc, order_groups[11, 0], order_groups[11, 1], out_column)
+    filter_order21(xin, n, b, a, z3, hc, order_groups[10, 0], order_groups[10, 1], out_column)
+    filter_order18(xin, n, b, a, z3, hc, order_groups[9, 0], order_groups[9, 1], out_column)
     filter_order15(xin, n, b, a, z, hc, order_groups[8, 0], order_groups[8, 1], out_column)
     filter_order14(xin, n, b, a, z, hc, order_groups[7, 0], order_groups[7, 1], out_column)
     filter_order13(xin, n, b, a, z, hc, order_groups[6, 0], order_groups[6, 1], out_column)
@@ -1451,217 +1461,25 @@ def haircell32(hcb, n, c0, lpf, mode, factor, beta):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def haircell33(hcb, n, c0, lpf, mode, factor, beta):
-    """Channels c0..c0+32, hcb[i, j] = hc[i, c0 + j]: hc[i, ch] <- lpf[ch] = g(hc[i, ch]) + beta lpf[ch]."""
-    h0 = lpf[c0 + 0]; h1 = lpf[c0 + 1]; h2 = lpf[c0 + 2]; h3 = lpf[c0 + 3]; h4 = lpf[c0 + 4]; h5 = lpf[c0 + 5]; h6 = lpf[c0 + 6]; h7 = lpf[c0 + 7]; h8 = lpf[c0 + 8]; h9 = lpf[c0 + 9]; h10 = lpf[c0 + 10]; h11 = lpf[c0 + 11]; h12 = lpf[c0 + 12]; h13 = lpf[c0 + 13]; h14 = lpf[c0 + 14]; h15 = lpf[c0 + 15]; h16 = lpf[c0 + 16]; h17 = lpf[c0 + 17]; h18 = lpf[c0 + 18]; h19 = lpf[c0 + 19]; h20 = lpf[c0 + 20]; h21 = lpf[c0 + 21]; h22 = lpf[c0 + 22]; h23 = lpf[c0 + 23]; h24 = lpf[c0 + 24]; h25 = lpf[c0 + 25]; h26 = lpf[c0 + 26]; h27 = lpf[c0 + 27]; h28 = lpf[c0 + 28]; h29 = lpf[c0 + 29]; h30 = lpf[c0 + 30]; h31 = lpf[c0 + 31]; h32 = lpf[c0 + 32]
+def haircell1(hcb, n, c0, lpf, mode, factor, beta):
+    """Channels c0..c0+0, hcb[i, j] = hc[i, c0 + j]: hc[i, ch] <- lpf[ch] = g(hc[i, ch]) + beta lpf[ch]."""
+    h0 = lpf[c0 + 0]
     if mode == 0:
         for i in range(n):
             row = hcb[i]
             h0 = 1.0 / (1.0 + math.exp(-row[0] / factor)) + beta * h0
-            h1 = 1.0 / (1.0 + math.exp(-row[1] / factor)) + beta * h1
-            h2 = 1.0 / (1.0 + math.exp(-row[2] / factor)) + beta * h2
-            h3 = 1.0 / (1.0 + math.exp(-row[3] / factor)) + beta * h3
-            h4 = 1.0 / (1.0 + math.exp(-row[4] / factor)) + beta * h4
-            h5 = 1.0 / (1.0 + math.exp(-row[5] / factor)) + beta * h5
-            h6 = 1.0 / (1.0 + math.exp(-row[6] / factor)) + beta * h6
-            h7 = 1.0 / (1.0 + math.exp(-row[7] / factor)) + beta * h7
-            h8 = 1.0 / (1.0 + math.exp(-row[8] / factor)) + beta * h8
-            h9 = 1.0 / (1.0 + math.exp(-row[9] / factor)) + beta * h9
-            h10 = 1.0 / (1.0 + math.exp(-row[10] / factor)) + beta * h10
-            h11 = 1.0 / (1.0 + math.exp(-row[11] / factor)) + beta * h11
-            h12 = 1.0 / (1.0 + math.exp(-row[12] / factor)) + beta * h12
-            h13 = 1.0 / (1.0 + math.exp(-row[13] / factor)) + beta * h13
-            h14 = 1.0 / (1.0 + math.exp(-row[14] / factor)) + beta * h14
-            h15 = 1.0 / (1.0 + math.exp(-row[15] / factor)) + beta * h15
-            h16 = 1.0 / (1.0 + math.exp(-row[16] / factor)) + beta * h16
-            h17 = 1.0 / (1.0 + math.exp(-row[17] / factor)) + beta * h17
-            h18 = 1.0 / (1.0 + math.exp(-row[18] / factor)) + beta * h18
-            h19 = 1.0 / (1.0 + math.exp(-row[19] / factor)) + beta * h19
-            h20 = 1.0 / (1.0 + math.exp(-row[20] / factor)) + beta * h20
-            h21 = 1.0 / (1.0 + math.exp(-row[21] / factor)) + beta * h21
-            h22 = 1.0 / (1.0 + math.exp(-row[22] / factor)) + beta * h22
-            h23 = 1.0 / (1.0 + math.exp(-row[23] / factor)) + beta * h23
-            h24 = 1.0 / (1.0 + math.exp(-row[24] / factor)) + beta * h24
-            h25 = 1.0 / (1.0 + math.exp(-row[25] / factor)) + beta * h25
-            h26 = 1.0 / (1.0 + math.exp(-row[26] / factor)) + beta * h26
-            h27 = 1.0 / (1.0 + math.exp(-row[27] / factor)) + beta * h27
-            h28 = 1.0 / (1.0 + math.exp(-row[28] / factor)) + beta * h28
-            h29 = 1.0 / (1.0 + math.exp(-row[29] / factor)) + beta * h29
-            h30 = 1.0 / (1.0 + math.exp(-row[30] / factor)) + beta * h30
-            h31 = 1.0 / (1.0 + math.exp(-row[31] / factor)) + beta * h31
-            h32 = 1.0 / (1.0 + math.exp(-row[32] / factor)) + beta * h32
             row[0] = h0
-            row[1] = h1
-            row[2] = h2
-            row[3] = h3
-            row[4] = h4
-            row[5] = h5
-            row[6] = h6
-            row[7] = h7
-            row[8] = h8
-            row[9] = h9
-            row[10] = h10
-            row[11] = h11
-            row[12] = h12
-            row[13] = h13
-            row[14] = h14
-            row[15] = h15
-            row[16] = h16
-            row[17] = h17
-            row[18] = h18
-            row[19] = h19
-            row[20] = h20
-            row[21] = h21
-            row[22] = h22
-            row[23] = h23
-            row[24] = h24
-            row[25] = h25
-            row[26] = h26
-            row[27] = h27
-            row[28] = h28
-            row[29] = h29
-            row[30] = h30
-            row[31] = h31
-            row[32] = h32
     elif mode == 1:
         for i in range(n):
             row = hcb[i]
             h0 = (1.0 if row[0] > STEP_THRESHOLD else 0.0) + beta * h0
-            h1 = (1.0 if row[1] > STEP_THRESHOLD else 0.0) + beta * h1
-            h2 = (1.0 if row[2] > STEP_THRESHOLD else 0.0) + beta * h2
-            h3 = (1.0 if row[3] > STEP_THRESHOLD else 0.0) + beta * h3
-            h4 = (1.0 if row[4] > STEP_THRESHOLD else 0.0) + beta * h4
-            h5 = (1.0 if row[5] > STEP_THRESHOLD else 0.0) + beta * h5
-            h6 = (1.0 if row[6] > STEP_THRESHOLD else 0.0) + beta * h6
-            h7 = (1.0 if row[7] > STEP_THRESHOLD else 0.0) + beta * h7
-            h8 = (1.0 if row[8] > STEP_THRESHOLD else 0.0) + beta * h8
-            h9 = (1.0 if row[9] > STEP_THRESHOLD else 0.0) + beta * h9
-            h10 = (1.0 if row[10] > STEP_THRESHOLD else 0.0) + beta * h10
-            h11 = (1.0 if row[11] > STEP_THRESHOLD else 0.0) + beta * h11
-            h12 = (1.0 if row[12] > STEP_THRESHOLD else 0.0) + beta * h12
-            h13 = (1.0 if row[13] > STEP_THRESHOLD else 0.0) + beta * h13
-            h14 = (1.0 if row[14] > STEP_THRESHOLD else 0.0) + beta * h14
-            h15 = (1.0 if row[15] > STEP_THRESHOLD else 0.0) + beta * h15
-            h16 = (1.0 if row[16] > STEP_THRESHOLD else 0.0) + beta * h16
-            h17 = (1.0 if row[17] > STEP_THRESHOLD else 0.0) + beta * h17
-            h18 = (1.0 if row[18] > STEP_THRESHOLD else 0.0) + beta * h18
-            h19 = (1.0 if row[19] > STEP_THRESHOLD else 0.0) + beta * h19
-            h20 = (1.0 if row[20] > STEP_THRESHOLD else 0.0) + beta * h20
-            h21 = (1.0 if row[21] > STEP_THRESHOLD else 0.0) + beta * h21
-            h22 = (1.0 if row[22] > STEP_THRESHOLD else 0.0) + beta * h22
-            h23 = (1.0 if row[23] > STEP_THRESHOLD else 0.0) + beta * h23
-            h24 = (1.0 if row[24] > STEP_THRESHOLD else 0.0) + beta * h24
-            h25 = (1.0 if row[25] > STEP_THRESHOLD else 0.0) + beta * h25
-            h26 = (1.0 if row[26] > STEP_THRESHOLD else 0.0) + beta * h26
-            h27 = (1.0 if row[27] > STEP_THRESHOLD else 0.0) + beta * h27
-            h28 = (1.0 if row[28] > STEP_THRESHOLD else 0.0) + beta * h28
-            h29 = (1.0 if row[29] > STEP_THRESHOLD else 0.0) + beta * h29
-            h30 = (1.0 if row[30] > STEP_THRESHOLD else 0.0) + beta * h30
-            h31 = (1.0 if row[31] > STEP_THRESHOLD else 0.0) + beta * h31
-            h32 = (1.0 if row[32] > STEP_THRESHOLD else 0.0) + beta * h32
             row[0] = h0
-            row[1] = h1
-            row[2] = h2
-            row[3] = h3
-            row[4] = h4
-            row[5] = h5
-            row[6] = h6
-            row[7] = h7
-            row[8] = h8
-            row[9] = h9
-            row[10] = h10
-            row[11] = h11
-            row[12] = h12
-            row[13] = h13
-            row[14] = h14
-            row[15] = h15
-            row[16] = h16
-            row[17] = h17
-            row[18] = h18
-            row[19] = h19
-            row[20] = h20
-            row[21] = h21
-            row[22] = h22
-            row[23] = h23
-            row[24] = h24
-            row[25] = h25
-            row[26] = h26
-            row[27] = h27
-            row[28] = h28
-            row[29] = h29
-            row[30] = h30
-            row[31] = h31
-            row[32] = h32
     elif mode == 2:
         for i in range(n):
             row = hcb[i]
             h0 = max(row[0], 0.0) + beta * h0
-            h1 = max(row[1], 0.0) + beta * h1
-            h2 = max(row[2], 0.0) + beta * h2
-            h3 = max(row[3], 0.0) + beta * h3
-            h4 = max(row[4], 0.0) + beta * h4
-            h5 = max(row[5], 0.0) + beta * h5
-            h6 = max(row[6], 0.0) + beta * h6
-            h7 = max(row[7], 0.0) + beta * h7
-            h8 = max(row[8], 0.0) + beta * h8
-            h9 = max(row[9], 0.0) + beta * h9
-            h10 = max(row[10], 0.0) + beta * h10
-            h11 = max(row[11], 0.0) + beta * h11
-            h12 = max(row[12], 0.0) + beta * h12
-            h13 = max(row[13], 0.0) + beta * h13
-            h14 = max(row[14], 0.0) + beta * h14
-            h15 = max(row[15], 0.0) + beta * h15
-            h16 = max(row[16], 0.0) + beta * h16
-            h17 = max(row[17], 0.0) + beta * h17
-            h18 = max(row[18], 0.0) + beta * h18
-            h19 = max(row[19], 0.0) + beta * h19
-            h20 = max(row[20], 0.0) + beta * h20
-            h21 = max(row[21], 0.0) + beta * h21
-            h22 = max(row[22], 0.0) + beta * h22
-            h23 = max(row[23], 0.0) + beta * h23
-            h24 = max(row[24], 0.0) + beta * h24
-            h25 = max(row[25], 0.0) + beta * h25
-            h26 = max(row[26], 0.0) + beta * h26
-            h27 = max(row[27], 0.0) + beta * h27
-            h28 = max(row[28], 0.0) + beta * h28
-            h29 = max(row[29], 0.0) + beta * h29
-            h30 = max(row[30], 0.0) + beta * h30
-            h31 = max(row[31], 0.0) + beta * h31
-            h32 = max(row[32], 0.0) + beta * h32
             row[0] = h0
-            row[1] = h1
-            row[2] = h2
-            row[3] = h3
-            row[4] = h4
-            row[5] = h5
-            row[6] = h6
-            row[7] = h7
-            row[8] = h8
-            row[9] = h9
-            row[10] = h10
-            row[11] = h11
-            row[12] = h12
-            row[13] = h13
-            row[14] = h14
-            row[15] = h15
-            row[16] = h16
-            row[17] = h17
-            row[18] = h18
-            row[19] = h19
-            row[20] = h20
-            row[21] = h21
-            row[22] = h22
-            row[23] = h23
-            row[24] = h24
-            row[25] = h25
-            row[26] = h26
-            row[27] = h27
-            row[28] = h28
-            row[29] = h29
-            row[30] = h30
-            row[31] = h31
-            row[32] = h32
-    lpf[c0 + 0] = h0; lpf[c0 + 1] = h1; lpf[c0 + 2] = h2; lpf[c0 + 3] = h3; lpf[c0 + 4] = h4; lpf[c0 + 5] = h5; lpf[c0 + 6] = h6; lpf[c0 + 7] = h7; lpf[c0 + 8] = h8; lpf[c0 + 9] = h9; lpf[c0 + 10] = h10; lpf[c0 + 11] = h11; lpf[c0 + 12] = h12; lpf[c0 + 13] = h13; lpf[c0 + 14] = h14; lpf[c0 + 15] = h15; lpf[c0 + 16] = h16; lpf[c0 + 17] = h17; lpf[c0 + 18] = h18; lpf[c0 + 19] = h19; lpf[c0 + 20] = h20; lpf[c0 + 21] = h21; lpf[c0 + 22] = h22; lpf[c0 + 23] = h23; lpf[c0 + 24] = h24; lpf[c0 + 25] = h25; lpf[c0 + 26] = h26; lpf[c0 + 27] = h27; lpf[c0 + 28] = h28; lpf[c0 + 29] = h29; lpf[c0 + 30] = h30; lpf[c0 + 31] = h31; lpf[c0 + 32] = h32
+    lpf[c0 + 0] = h0
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})

@@ -120,7 +120,8 @@ def _cochlea_kernel(x, buf):
     """
     b = buf[AT_B:AT_B + N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
     a = buf[AT_A:AT_A + N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
-    z = buf[AT_Z:AT_Z + N_GROUPS * MAX_ORDER * VECTOR].reshape((N_GROUPS, MAX_ORDER, VECTOR))
+    z = buf[AT_Z:AT_Z + N_GROUPS * MAX_ORDER * VECTOR].reshape((N_GROUPS, MAX_ORDER * VECTOR))
+    z3 = z.reshape((N_GROUPS, MAX_ORDER, VECTOR))  # the same state, for the high orders (make_filter_kernels.py)
     lpf = buf[AT_LPF:AT_LPF + N_FILTERS]
     acc = buf[AT_ACC:AT_ACC + N_OUT]
     xin = buf[AT_XIN:AT_XIN + CHUNK]
@@ -165,13 +166,12 @@ def _cochlea_kernel(x, buf):
         buf[AT_NONFINITE] += nonfinite
         buf[AT_DITHER] = (dither + n) & 1
         # 2. cochlear filters: channel groups in registers, sample-inner (see make_filter_kernels.py)
-        fk.filter_all(xin, n, b, a, z, hc, ORDER_GROUPS, OUT_COLUMN)
+        fk.filter_all(xin, n, b, a, z, z3, hc, ORDER_GROUPS, OUT_COLUMN)
         # 3. hair cell: nonlinearity + membrane low-pass, in place on hc (skipped for linear)
         if mode != LINEAR:
-            for c0 in range(0, N_OUT - fk.BLOCK, fk.BLOCK):
+            for c0 in range(0, N_OUT, fk.BLOCK):
                 fk.haircell32(_hc_from(buf, c0), n, c0, lpf, mode, factor, beta)
-            c0 = N_OUT - fk.BLOCK
-            fk.haircell33(_hc_from(buf, c0), n, c0, lpf, mode, factor, beta)  # + channel 128
+            fk.haircell1(_hc_from(buf, N_OUT), n, N_OUT, lpf, mode, factor, beta)  # channel 128
         # 4. lateral inhibition (next-higher channel), half-wave rectification, integration;
         # blocks of channels with their integrators in registers over the chunk
         phase = int(buf[AT_PHASE])
@@ -192,7 +192,8 @@ def _ensure_compiled() -> None:
     """Compile (or load from numba's cache) the kernel (float32 and float64 input) with LLVM's
     SLP vectorizer on: it packs the generated filters' per-lane scalars into AVX registers (numba
     leaves SLP off by default, NUMBA_SLP_VECTORIZE). First use on a machine (or after an edit of
-    this file or _filter_kernels.py): ~70 s CPU with the 12 generated filter orders, then cached."""
+    this file or _filter_kernels.py): ~60-67 s CPU with the 12 generated filter orders (team F7), then
+    cached."""
     global _compiled
     if _compiled:
         return

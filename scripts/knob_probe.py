@@ -140,6 +140,7 @@ def main(argv=None) -> int:
         fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text + "\n")
+        os.chmod(tmp, 0o644)   # mkstemp makes it private; this is a file of the repository
         os.replace(tmp, args.out)
     return 0
 

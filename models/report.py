@@ -299,7 +299,7 @@ def write_report(out: Path, results: dict, models_info: dict, set_info: dict, fi
         L += ["## What ran (read this first)", ""] + [f"- {n}" for n in notes] + [""]
     L += ["## Reproduce", "",
           "    rtmirror eval --train-baselines docs/report/configs/exp1-small.toml --with-base   # the report's exp1 runs",
-          "    for c in exp1-long exp1-long20 exp1-long-noagc exp1-long20-noagc exp1-std exp1-std-supervised; do",
+          "    for c in exp1-long exp1-long20 exp1-long-noagc exp1-long20-noagc exp1-std exp1-std-supervised exp1-std-anchor2; do",
           "      rtmirror train docs/report/configs/$c.toml --out runs/$c --ship models/checkpoints/$c; done   # longer exp1 runs",
           "    rtmirror eval --report --main exp1-std --supervised exp1-std-supervised          # evaluate all, rewrite REPORT.md",
           "    python scripts/knob_probe.py runs/exp1-long20-noagc --out docs/report/knob_probe.json   # the knob probe (discussion)",

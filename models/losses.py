@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -74,8 +75,6 @@ CONSTANT_KNOB_SCALE = 10.0
 def knob_scales_from(truth, pitch_index: int | None, gate_index: int | None):
     """Standardizing weights 1 / variance of each control other than pitch and gate over the frames
     where the true gate is on; truth (N, T, K) numpy in [0, 1] -> (K_rest,) float32 numpy."""
-    import numpy as np
-
     t = np.asarray(truth, dtype=np.float64)
     on = t[..., gate_index] > 0.5 if gate_index is not None else np.ones(t.shape[:-1], bool)
     rest = [k for k in range(t.shape[-1]) if k not in (pitch_index, gate_index)]

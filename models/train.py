@@ -234,6 +234,7 @@ class Trainer:
         self.proposals: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # round -> (E(x) frames, spec')
         self.last_gap_before = math.nan
         self.renderer: Renderer | None = None              # the mirror rounds' render pool (kept)
+        self._scales: torch.Tensor | None = None           # standardizing knob weights (_knob_scales)
         self._last_plot = time.monotonic()                 # the loss plot is redrawn at most every 2 min
 
     # -- data ------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ class Trainer:
         """Standardizing knob weights from the labelled random renders (optim.knob_loss), computed once."""
         if self.cfg["optim"]["knob_loss"] != "standardized":
             return None
-        if getattr(self, "_scales", None) is None:
+        if self._scales is None:
             self._scales = torch.from_numpy(knob_scales_from(self.random[1], self.i_pitch, self.i_gate)).to(self.device)
         return self._scales
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from scipy.signal import lfilter
 
 from rtmirror.frontend import CochlearStream, FrontendConfig, wav2aud
-from rtmirror.frontend.filterbank import channel_filter, load_table
+from rtmirror.frontend.filterbank import LANE_WIDTHS, channel_filter, filter_layout, load_table
 
 NAPLIB_FACTOR = {-2: "linear", -1: "half-wave", 0: "boolean", 0.1: 0.1}
 
@@ -74,25 +74,69 @@ def test_filter_table_identical_to_naplib():
     np.testing.assert_array_equal(ours, np.asarray(naplib_features.auditory_spectrogram.__globals__["COCHBA"]))
 
 
+@pytest.mark.parametrize("lanes", LANE_WIDTHS)
 @pytest.mark.parametrize("factor", [-2, -1, 0, 0.1])
 @pytest.mark.parametrize("frame_ms,tc_ms", [(8, 8), (4, 16), (16, 4), (2, 64)])
-def test_parity_with_naplib(factor, frame_ms, tc_ms):
+def test_parity_with_naplib(factor, frame_ms, tc_ms, lanes):
     naplib_features = pytest.importorskip("naplib.features")
     x = make_signal(16000, 0.5, seed=1)
     cfg = FrontendConfig(frame_ms=frame_ms, tc_ms=tc_ms, factor=factor, shift=0, normalization="none")
     ref = naplib_features.auditory_spectrogram(x, 16000, frame_ms, tc_ms, NAPLIB_FACTOR[factor])
-    got = wav2aud(x, cfg)
+    got = wav2aud(x, cfg, lanes=lanes)
     assert got.dtype == np.float32 and got.shape == (len(x) // cfg.hop, 128)
     assert_close_rel(got, ref[:len(got)])
 
 
+@pytest.mark.parametrize("lanes", LANE_WIDTHS)
 @pytest.mark.parametrize("factor", [-2, -1, 0, 0.1])
 @pytest.mark.parametrize("shift,frame_ms,tc_ms", [(-1, 8, 8), (-1, 4, 0), (0, 8, 0), (0, 10, 8), (-2, 16, 8)])
-def test_parity_with_plain_transcription(factor, shift, frame_ms, tc_ms):
+def test_parity_with_plain_transcription(factor, shift, frame_ms, tc_ms, lanes):
     """Octave shifts (the paper's [8, 8, -2, -1] at 8 kHz) and tc = 0, which naplib gets wrong."""
     cfg = FrontendConfig(frame_ms=frame_ms, tc_ms=tc_ms, factor=factor, shift=shift, normalization="none")
     x = make_signal(cfg.sample_rate, 0.5, seed=2)
-    assert_close_rel(wav2aud(x, cfg), plain_wav2aud(x, frame_ms, tc_ms, factor, shift))
+    assert_close_rel(wav2aud(x, cfg, lanes=lanes), plain_wav2aud(x, frame_ms, tc_ms, factor, shift))
+
+
+@pytest.mark.parametrize("lanes", LANE_WIDTHS)
+def test_filter_layout_covers_every_channel_once(lanes):
+    layout = filter_layout(lanes)
+    real = layout.lane_channel[layout.lane_channel >= 0]
+    assert sorted(real.tolist()) == list(range(129))
+    assert np.all(layout.lane_channel[len(real):] == -1)  # padding only at the end
+    assert np.all(np.diff(layout.group_order) <= 0)
+    # every group runs at least the order of each of its channels, and each order's range is contiguous
+    lane_order = np.array([0 if ch < 0 else len(channel_filter(int(ch))[1]) - 1 for ch in layout.lane_channel])
+    assert np.all(lane_order.reshape(layout.n_groups, lanes).max(axis=1) == layout.group_order)
+    for order, (g0, g1) in zip(layout.orders, layout.order_groups):
+        assert g1 > g0 and np.all(layout.group_order[g0:g1] == order)
+    covered = np.concatenate([np.arange(g0, g1) for g0, g1 in layout.order_groups])
+    assert sorted(covered.tolist()) == list(range(layout.n_groups))
+    with pytest.raises(ValueError, match="lanes"):
+        filter_layout(16)
+
+
+def test_lane_widths_agree_and_the_default_follows_the_cpu(monkeypatch):
+    """The 4- and 8-lane kernels run the same filters; they differ only where a padded tap adds an
+    exact 0 (float64 rounding, far below the float32 output). The default width is the CPU's."""
+    from rtmirror.frontend import _simd
+
+    for cfg in (FrontendConfig(), FrontendConfig(shift=0, factor=0.1, tc_ms=0, normalization="none")):
+        x = make_signal(cfg.sample_rate, 0.5, seed=3)
+        x4, x8 = wav2aud(x, cfg, lanes=4), wav2aud(x, cfg, lanes=8)
+        assert_close_rel(x4, x8.astype(np.float64), rel=1e-6)
+        stream = CochlearStream(cfg, lanes=4)
+        assert stream.lanes == 4
+        np.testing.assert_array_equal(np.concatenate([stream.process(x[i:i + 77], copy=True)
+                                                      for i in range(0, len(x), 77)]), x4)
+    monkeypatch.delenv(_simd.LANES_ENV, raising=False)
+    assert CochlearStream().lanes == (8 if _simd.compile_target_has_avx512() else 4)
+    monkeypatch.setenv(_simd.LANES_ENV, "4")
+    assert CochlearStream().lanes == 4
+    monkeypatch.setenv(_simd.LANES_ENV, "16")
+    with pytest.raises(ValueError, match="RTMIRROR_FRONTEND_LANES"):
+        CochlearStream()
+    with pytest.raises(ValueError, match="lanes"):
+        wav2aud(x, lanes=2)
 
 
 def test_trailing_partial_frame_dropped():
@@ -156,8 +200,8 @@ BLOCK_SIZES = st.one_of(st.sampled_from([0, 1, 7, 63, 64, 65, 128, 1000]), st.in
 
 @settings(max_examples=15, deadline=None)
 @given(sizes=st.lists(BLOCK_SIZES, min_size=1, max_size=40),
-       cfg_index=st.integers(0, 3), as_float32=st.booleans())
-def test_stream_equals_offline_for_any_partition(sizes, cfg_index, as_float32):
+       cfg_index=st.integers(0, 3), as_float32=st.booleans(), lanes=st.sampled_from(LANE_WIDTHS))
+def test_stream_equals_offline_for_any_partition(sizes, cfg_index, as_float32, lanes):
     cfg = [FrontendConfig(),  # the default: agc, 8 kHz, linear
            FrontendConfig(frame_ms=10, tc_ms=0, factor=0.1, shift=0, normalization="none"),
            FrontendConfig(frame_ms=4, tc_ms=16, factor=-1, shift=0, normalization="agc"),
@@ -165,16 +209,16 @@ def test_stream_equals_offline_for_any_partition(sizes, cfg_index, as_float32):
     x = make_signal(cfg.sample_rate, 1.0 if cfg.shift == 0 else 2.0, seed=len(sizes))
     if as_float32:
         x = x.astype(np.float32)
-    stream = CochlearStream(cfg)
+    stream = CochlearStream(cfg, lanes=lanes)
     frames, pos = [], 0
     for n in sizes:
         frames.append(stream.process(x[pos:pos + n], copy=True))
         pos += n
     frames.append(stream.process(x[pos:]))
     got = np.concatenate(frames)
-    np.testing.assert_array_equal(got, wav2aud(x, cfg))
+    np.testing.assert_array_equal(got, wav2aud(x, cfg, lanes=lanes))
     stream.reset()
-    np.testing.assert_array_equal(stream.process(x), wav2aud(x, cfg))
+    np.testing.assert_array_equal(stream.process(x), wav2aud(x, cfg, lanes=lanes))
 
 
 ODD_BLOCK_SIZES = st.one_of(st.sampled_from([1, 3, 5, 7, 63, 65, 127, 129, 255, 257]),
@@ -183,8 +227,8 @@ ODD_BLOCK_SIZES = st.one_of(st.sampled_from([1, 3, 5, 7, 63, 65, 127, 129, 255, 
 
 @settings(max_examples=12, deadline=None)
 @given(sizes=st.lists(ODD_BLOCK_SIZES, min_size=1, max_size=60),
-       cfg_index=st.integers(0, 2), as_float32=st.booleans())
-def test_stream_equals_offline_for_odd_blocks(sizes, cfg_index, as_float32):
+       cfg_index=st.integers(0, 2), as_float32=st.booleans(), lanes=st.sampled_from(LANE_WIDTHS))
+def test_stream_equals_offline_for_odd_blocks(sizes, cfg_index, as_float32, lanes):
     """Odd-length blocks only (every other call starts on an odd sample index), with 1-sample runs,
     odd hops (17, 5 samples) and non-finite samples: equal bits to wav2aud on the whole signal."""
     cfg = [FrontendConfig(frame_ms=8, tc_ms=8, factor=-2, shift=0, normalization="none"),
@@ -197,13 +241,13 @@ def test_stream_equals_offline_for_odd_blocks(sizes, cfg_index, as_float32):
     clean[~np.isfinite(clean)] = 0.0
     if as_float32:
         x, clean = x.astype(np.float32), clean.astype(np.float32)
-    stream = CochlearStream(cfg)
+    stream = CochlearStream(cfg, lanes=lanes)
     frames, pos = [], 0
     for n in sizes + [1] * 5:
         frames.append(stream.process(x[pos:pos + n], copy=True))
         pos += n
     frames.append(stream.process(x[pos:]))
-    np.testing.assert_array_equal(np.concatenate(frames), wav2aud(clean, cfg))
+    np.testing.assert_array_equal(np.concatenate(frames), wav2aud(clean, cfg, lanes=lanes))
     assert stream.nonfinite_count == 3
 
 
@@ -264,8 +308,9 @@ def test_bad_sample_rate_and_config():
 def test_generated_filter_kernels_are_current():
     from rtmirror.frontend import make_filter_kernels
 
-    assert make_filter_kernels.OUTPUT.read_text() == make_filter_kernels.module_source(), \
-        "rtmirror/frontend/_filter_kernels.py is stale: run python -m rtmirror.frontend.make_filter_kernels"
+    for path, source in make_filter_kernels.generated().items():
+        assert path.read_text() == source, \
+            f"{path.name} is stale: run python -m rtmirror.frontend.make_filter_kernels"
 
 
 def test_group_delay_report_matches_scipy():

@@ -26,10 +26,12 @@ import numba
 import numpy as np
 from numba import njit
 
-from . import _filter_kernels as fk
+from . import _cell_kernels as cells
+from . import _filters_x4 as filters_x4
+from . import _filters_x8 as filters_x8
+from ._simd import default_lanes
 from .config import FrontendConfig
-from .filterbank import (MAX_ORDER, N_FILTERS, N_GROUPS, ORDER_GROUPS, OUT_COLUMN, VECTOR, group_delay_samples,
-                         grouped_coefficients)
+from .filterbank import LANE_WIDTHS, MAX_ORDER, N_FILTERS, filter_layout, group_delay_samples, grouped_coefficients
 
 N_OUT = N_FILTERS - 1  # 128
 CHUNK = 256  # samples per filter pass; hc scratch (CHUNK, 130) float64 = 266 kB
@@ -39,11 +41,11 @@ HAIRCELL_TC_MS = 0.5
 # far below float32 resolution of any audible input, and deterministic per sample index, so
 # streaming and offline stay identical.
 DENORMAL_GUARD = 1e-20
-STEP_THRESHOLD = fk.STEP_THRESHOLD  # the step hair cell ignores the guard's ~1e-19 ripple: silence stays 0
+STEP_THRESHOLD = cells.STEP_THRESHOLD  # the step hair cell ignores the guard's ~1e-19 ripple: silence stays 0
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
 
 # hair-cell modes (the generated hair-cell passes use the same numbers)
-SIGMOID, STEP, HALF_WAVE, LINEAR = fk.SIGMOID, fk.STEP, fk.HALF_WAVE, 3
+SIGMOID, STEP, HALF_WAVE, LINEAR = cells.SIGMOID, cells.STEP, cells.HALF_WAVE, 3
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native byte order: run without a copy
 _F32, _F64 = _KERNEL_DTYPES
 
@@ -77,11 +79,14 @@ def _aligned(n: int) -> int:
     return -(-n // 8) * 8
 
 
-TAPS = (MAX_ORDER + 1) * VECTOR  # flat coefficient row of one group
-AT_B = 0                                          # (groups, TAPS) b coefficients
-AT_A = AT_B + _aligned(N_GROUPS * TAPS)           # (groups, TAPS) a coefficients
-AT_Z = AT_A + _aligned(N_GROUPS * TAPS)           # (groups, MAX_ORDER, VECTOR) filter state
-AT_LPF = AT_Z + _aligned(N_GROUPS * MAX_ORDER * VECTOR)  # (129,) hair-cell low-pass
+# The coefficient and state areas have room for either filter layout (4 or 8 lanes per group), so
+# every offset is one constant whichever kernel runs.
+COEF_SLOTS = _aligned(max(filter_layout(w).n_groups * (MAX_ORDER + 1) * w for w in LANE_WIDTHS))
+STATE_SLOTS = _aligned(max(filter_layout(w).n_groups * MAX_ORDER * w for w in LANE_WIDTHS))
+AT_B = 0                                          # (groups, (MAX_ORDER + 1) * lanes) b coefficients
+AT_A = AT_B + COEF_SLOTS                          # (groups, (MAX_ORDER + 1) * lanes) a coefficients
+AT_Z = AT_A + COEF_SLOTS                          # (groups, MAX_ORDER, lanes) filter state
+AT_LPF = AT_Z + STATE_SLOTS                       # (129,) hair-cell low-pass
 AT_ACC = AT_LPF + _aligned(N_FILTERS)             # (128,) integrators
 AT_PARAMS = AT_ACC + _aligned(N_OUT)              # (N_PARAMS,) constants (_params)
 N_PARAMS = 9
@@ -108,97 +113,128 @@ def _hc_from(buf, c0):
 
 
 @njit(nogil=True, cache=True, fastmath={"contract"})
-def _cochlea_kernel(x, buf):
-    """Run x (n,) float32/float64 through the cochlea; write completed frames to the output area
-    (frames 0..n_frames-1); return n_frames.
+def _condition_input(x, start, n, buf):
+    """x[start:start + n] -> xin (n <= CHUNK): non-finite -> 0 (counted), causal AGC, anti-denormal dither."""
+    xin = buf[AT_XIN:AT_XIN + CHUNK]
+    agc_on = buf[AT_PARAMS + 5] != 0.0
+    agc_c = buf[AT_PARAMS + 6]
+    target = buf[AT_PARAMS + 7]
+    max_gain = buf[AT_PARAMS + 8]
+    power = buf[AT_POWER]
+    nonfinite = 0
+    dither = int(buf[AT_DITHER])
+    for i in range(n):
+        v = np.float64(x[start + i])
+        if not np.isfinite(v):
+            v = 0.0
+            nonfinite += 1
+        if agc_on:
+            power += agc_c * (v * v - power)
+            if power < 1e-30:
+                power = 1e-30
+            if power * max_gain * max_gain <= target * target:
+                v *= max_gain
+            else:
+                v *= target / math.sqrt(power)
+        xin[i] = v + (DENORMAL_GUARD if ((dither + i) & 1) == 0 else -DENORMAL_GUARD)
+    buf[AT_POWER] = power
+    buf[AT_NONFINITE] += nonfinite
+    buf[AT_DITHER] = (dither + n) & 1
 
-    buf: float64 (AT_OUT + frames * FRAME_SLOTS,), see the AT_* offsets: coefficients b, a (filterbank.py), state
-    z (groups, MAX_ORDER, VECTOR) filter states, lpf (129,) hair-cell low-pass, acc (128,)
-    integrators, AGC power; params (_params); scratch xin (CHUNK,) conditioned input, hc (CHUNK, 130)
-    filter outputs in channel order (column 129 takes the padding lanes); integer state in float64
-    slots (AT_PHASE..AT_HOP); from AT_OUT on, the output frames (frames, 128) float32.
-    """
-    b = buf[AT_B:AT_B + N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
-    a = buf[AT_A:AT_A + N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
-    z = buf[AT_Z:AT_Z + N_GROUPS * MAX_ORDER * VECTOR].reshape((N_GROUPS, MAX_ORDER * VECTOR))
-    z3 = z.reshape((N_GROUPS, MAX_ORDER, VECTOR))  # the same state, for the high orders (make_filter_kernels.py)
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def _haircell_and_integrate(buf, n, n_frames):
+    """The filter outputs hc[:n] -> hair cell, lateral inhibition, integration; frames completed
+    here land in the output area from frame n_frames on. Returns the new frame count."""
     lpf = buf[AT_LPF:AT_LPF + N_FILTERS]
     acc = buf[AT_ACC:AT_ACC + N_OUT]
-    xin = buf[AT_XIN:AT_XIN + CHUNK]
-    hc = buf[AT_HC:AT_HC + CHUNK * (N_FILTERS + 1)].reshape((CHUNK, N_FILTERS + 1))
     mode = int(buf[AT_PARAMS])
     factor = buf[AT_PARAMS + 1]
     beta = buf[AT_PARAMS + 2]
     alpha = buf[AT_PARAMS + 3]
     leaky = buf[AT_PARAMS + 4] != 0.0
-    agc_on = buf[AT_PARAMS + 5] != 0.0
-    agc_c = buf[AT_PARAMS + 6]
-    target = buf[AT_PARAMS + 7]
-    max_gain = buf[AT_PARAMS + 8]
     out = buf[AT_OUT:].view(np.float32).reshape(((buf.shape[0] - AT_OUT) // FRAME_SLOTS, N_OUT))
     hop = int(buf[AT_HOP])
     average = not leaky  # tc = 0: the frame's mean instead of a leaky integrator
     alpha_eff = alpha if leaky else 1.0
     scale = 1.0 if leaky else 1.0 / hop
-    n_frames = 0
-    start = 0
-    while start < x.shape[0]:
-        n = min(CHUNK, x.shape[0] - start)
-        # 1. input: non-finite -> 0 (counted), causal AGC, anti-denormal dither
-        power = buf[AT_POWER]
-        nonfinite = 0
-        dither = int(buf[AT_DITHER])
-        for i in range(n):
-            v = np.float64(x[start + i])
-            if not np.isfinite(v):
-                v = 0.0
-                nonfinite += 1
-            if agc_on:
-                power += agc_c * (v * v - power)
-                if power < 1e-30:
-                    power = 1e-30
-                if power * max_gain * max_gain <= target * target:
-                    v *= max_gain
-                else:
-                    v *= target / math.sqrt(power)
-            xin[i] = v + (DENORMAL_GUARD if ((dither + i) & 1) == 0 else -DENORMAL_GUARD)
-        buf[AT_POWER] = power
-        buf[AT_NONFINITE] += nonfinite
-        buf[AT_DITHER] = (dither + n) & 1
-        # 2. cochlear filters: channel groups in registers, sample-inner (see make_filter_kernels.py)
-        fk.filter_all(xin, n, b, a, z, z3, hc, ORDER_GROUPS, OUT_COLUMN)
-        # 3. hair cell: nonlinearity + membrane low-pass, in place on hc (skipped for linear)
-        if mode != LINEAR:
-            for c0 in range(0, N_OUT, fk.BLOCK):
-                fk.haircell32(_hc_from(buf, c0), n, c0, lpf, mode, factor, beta)
-            fk.haircell1(_hc_from(buf, N_OUT), n, N_OUT, lpf, mode, factor, beta)  # channel 128
-        # 4. lateral inhibition (next-higher channel), half-wave rectification, integration;
-        # blocks of channels with their integrators in registers over the chunk
-        phase = int(buf[AT_PHASE])
-        first = n_frames
-        for c0 in range(0, N_OUT, fk.BLOCK):
-            n_frames = fk.integrate32(_hc_from(buf, c0), n, c0, acc, out, alpha_eff, average, scale, phase, hop,
-                                      first)
-        buf[AT_PHASE] = (phase + n) % hop
-        start += n
+    # hair cell: nonlinearity + membrane low-pass, in place on hc (skipped for linear)
+    if mode != LINEAR:
+        for c0 in range(0, N_OUT, cells.BLOCK):
+            cells.haircell32(_hc_from(buf, c0), n, c0, lpf, mode, factor, beta)
+        cells.haircell1(_hc_from(buf, N_OUT), n, N_OUT, lpf, mode, factor, beta)  # channel 128
+    # lateral inhibition (next-higher channel), half-wave rectification, integration;
+    # blocks of channels with their integrators in registers over the chunk
+    phase = int(buf[AT_PHASE])
+    first = n_frames
+    for c0 in range(0, N_OUT, cells.BLOCK):
+        n_frames = cells.integrate32(_hc_from(buf, c0), n, c0, acc, out, alpha_eff, average, scale, phase, hop,
+                                     first)
+    buf[AT_PHASE] = (phase + n) % hop
     return n_frames
 
 
+# Run x (n,) float32/float64 through the cochlea; write completed frames to the output area
+# (frames 0..n_frames-1); return n_frames. Per chunk of CHUNK samples: input conditioning, the 129
+# cochlear filters (channel groups in registers, sample-inner; make_filter_kernels.py), hair cell
+# and integration. One kernel per filter layout (4 or 8 lanes, filterbank.filter_layout) - they
+# differ only in the filter call.
+#
+# buf: float64 (AT_OUT + frames * FRAME_SLOTS,), see the AT_* offsets: coefficients b, a
+# (filterbank.grouped_coefficients of the kernel's width), state z (groups, MAX_ORDER, lanes),
+# lpf (129,) hair-cell low-pass, acc (128,) integrators, AGC power; params (_params); scratch xin
+# (CHUNK,) conditioned input, hc (CHUNK, 130) filter outputs in channel order (column 129 takes the
+# padding lanes); integer state in float64 slots (AT_PHASE..AT_HOP); from AT_OUT on, the output
+# frames (frames, 128) float32.
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def _cochlea_kernel_x4(x, buf):
+    n_frames = 0
+    for start in range(0, x.shape[0], CHUNK):
+        n = min(CHUNK, x.shape[0] - start)
+        _condition_input(x, start, n, buf)
+        filters_x4.filter_all(buf[AT_XIN:AT_XIN + CHUNK], n, buf[AT_B:AT_A], buf[AT_A:AT_Z], buf[AT_Z:AT_LPF],
+                              _hc_from(buf, 0))
+        n_frames = _haircell_and_integrate(buf, n, n_frames)
+    return n_frames
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def _cochlea_kernel_x8(x, buf):
+    n_frames = 0
+    for start in range(0, x.shape[0], CHUNK):
+        n = min(CHUNK, x.shape[0] - start)
+        _condition_input(x, start, n, buf)
+        filters_x8.filter_all(buf[AT_XIN:AT_XIN + CHUNK], n, buf[AT_B:AT_A], buf[AT_A:AT_Z], buf[AT_Z:AT_LPF],
+                              _hc_from(buf, 0))
+        n_frames = _haircell_and_integrate(buf, n, n_frames)
+    return n_frames
+
+
+KERNELS = {4: _cochlea_kernel_x4, 8: _cochlea_kernel_x8}
+
+
 _compile_lock = threading.Lock()
-_compiled = False
+_compiled: set[int] = set()  # lane widths whose kernel is compiled or loaded in this process
 
 
-def _ensure_compiled() -> None:
-    """Compile (or load from numba's cache) the kernel (float32 and float64 input) with LLVM's
-    SLP vectorizer on: it packs the generated filters' per-lane scalars into AVX registers (numba
-    leaves SLP off by default, NUMBA_SLP_VECTORIZE). First use on a machine (or after an edit of
-    this file or _filter_kernels.py): ~60-67 s CPU with the 12 generated filter orders (team F7), then
-    cached."""
-    global _compiled
-    if _compiled:
+def resolve_lanes(lanes: int | None) -> int:
+    """The filter layout to run: lanes as given (4 or 8), or None for this CPU's (_simd.default_lanes)."""
+    lanes = default_lanes() if lanes is None else lanes
+    if lanes not in KERNELS:
+        raise ValueError(f"lanes must be one of {tuple(KERNELS)} (or None for this CPU's), got {lanes!r}")
+    return lanes
+
+
+def _ensure_compiled(lanes: int) -> None:
+    """Compile (or load from numba's cache) the kernel of that width (float32 and float64 input)
+    with LLVM's SLP vectorizer on: it packs the generated filters' per-lane scalars into SIMD
+    registers (numba leaves SLP off by default, NUMBA_SLP_VECTORIZE). First use on a machine (or
+    after an edit of this file or a generated kernel module): about a minute of CPU (team F7), then
+    cached. Only the width in use is compiled."""
+    if lanes in _compiled:
         return
     with _compile_lock:
-        if _compiled:
+        if lanes in _compiled:
             return
         # loading from the cache takes < 1 s; a compile says so rather than leaving the user waiting
         notice = threading.Timer(2.0, lambda: print(
@@ -209,25 +245,28 @@ def _ensure_compiled() -> None:
         old = numba.core.config.SLP_VECTORIZE
         numba.core.config.SLP_VECTORIZE = 1
         try:
-            state = _CochleaState(FrontendConfig(normalization="none"), compile=False)
+            state = _CochleaState(FrontendConfig(normalization="none"), lanes=lanes, compile=False)
             for dtype in (np.float64, np.float32):  # both input types the stream takes directly
                 state.run(np.zeros(4, dtype))
         finally:
             notice.cancel()
             numba.core.config.SLP_VECTORIZE = old
-        _compiled = True
+        _compiled.add(lanes)
 
 
 class _CochleaState:
-    """Preallocated kernel state for one configuration, with room for `frames` output frames."""
+    """Preallocated kernel state for one configuration and filter layout (lanes: 4, 8, or None for
+    this CPU's), with room for `frames` output frames."""
 
-    def __init__(self, cfg: FrontendConfig, frames: int = 1, compile: bool = True):
+    def __init__(self, cfg: FrontendConfig, frames: int = 1, lanes: int | None = None, compile: bool = True):
         haircell_mode(cfg.factor)
+        self.lanes = resolve_lanes(lanes)
+        self.kernel = KERNELS[self.lanes]
         if compile:
-            _ensure_compiled()
+            _ensure_compiled(self.lanes)
         self.cfg = cfg
         self._allocate(frames)
-        b, a = grouped_coefficients()
+        b, a = grouped_coefficients(self.lanes)
         self.buf[AT_B:AT_B + b.size] = b.ravel()
         self.buf[AT_A:AT_A + a.size] = a.ravel()
         self.buf[AT_PARAMS:AT_PARAMS + N_PARAMS] = _params(cfg)
@@ -263,7 +302,7 @@ class _CochleaState:
     def run(self, x: np.ndarray) -> int:
         """x: (n,) C-contiguous float32 or float64, completing at most self.out.shape[0] frames;
         they land in self.out[:returned count]."""
-        return _cochlea_kernel(x, self.buf)
+        return self.kernel(x, self.buf)
 
 
 def check_signal(x, what: str = "x", allow_empty: bool = False, allow_nonfinite: bool = False) -> np.ndarray:
@@ -300,12 +339,14 @@ def unitseq(x: np.ndarray) -> np.ndarray:
     return x / std if std > 0 else x
 
 
-def wav2aud(x, cfg: FrontendConfig | None = None, sr: int | None = None) -> np.ndarray:
+def wav2aud(x, cfg: FrontendConfig | None = None, sr: int | None = None, lanes: int | None = None) -> np.ndarray:
     """Auditory spectrogram of a mono float waveform at cfg.sample_rate -> (len(x) // hop, 128) float32.
 
     sr, if given, must equal cfg.sample_rate (a guard against feeding 44.1 kHz audio to a 8 kHz
     model): resample with load_audio(path, sr) or StreamResampler first. A trailing partial frame
     is dropped. Raises ValueError on empty, non-finite, integer, or multi-channel input.
+    lanes: the filter layout (4 or 8 channels per SIMD register; None = this CPU's, see _simd.py).
+    The two layouts differ by float64 rounding only (~1e-16 relative), each equals its stream.
     """
     cfg = FrontendConfig() if cfg is None else cfg
     if sr is not None:
@@ -317,7 +358,7 @@ def wav2aud(x, cfg: FrontendConfig | None = None, sr: int | None = None) -> np.n
     x = check_signal(x)
     if cfg.normalization == "unitseq":
         x = unitseq(x)
-    state = _CochleaState(cfg, frames=x.shape[0] // cfg.hop)
+    state = _CochleaState(cfg, frames=x.shape[0] // cfg.hop, lanes=lanes)
     n = state.run(np.ascontiguousarray(x, dtype=np.float64))
     assert n == state.out.shape[0]
     return state.out.copy()  # not the view: it would keep the whole kernel buffer (~330 kB) alive
@@ -340,17 +381,19 @@ class CochlearStream:
 
     Non-finite samples are replaced by 0 and counted in `nonfinite_count`; they never reach the
     filter state. "unitseq" normalization needs the whole signal and is refused here.
+    lanes: the filter layout, as for wav2aud (None = this CPU's).
     """
 
     delay_samples = 0
 
-    def __init__(self, cfg: FrontendConfig | None = None):
+    def __init__(self, cfg: FrontendConfig | None = None, lanes: int | None = None):
         cfg = FrontendConfig() if cfg is None else cfg
         if cfg.normalization == "unitseq":
             raise ValueError("normalization='unitseq' z-scores the whole waveform, so it is offline-only: "
                              "use normalization='agc' (causal, the default) or 'none' for streaming")
         self.cfg = cfg
-        self._state = _CochleaState(cfg)
+        self._state = _CochleaState(cfg, lanes=lanes)
+        self._kernel = self._state.kernel
         self._max_block = 0
         self._grow(1024)  # (frames, 128) output buffer, float64 input copy for other dtypes
 
@@ -366,6 +409,11 @@ class CochlearStream:
     def group_delay_s(self) -> np.ndarray:
         """(128,) cochlear filter group delay at each output channel's CF, in seconds."""
         return group_delay_samples()[:N_OUT] / self.cfg.sample_rate
+
+    @property
+    def lanes(self) -> int:
+        """The filter layout in use: 4 or 8 channels per SIMD register."""
+        return self._state.lanes
 
     @property
     def nonfinite_count(self) -> int:
@@ -388,7 +436,7 @@ class CochlearStream:
         if not ((dtype is _F32 or dtype is _F64) and block.ndim == 1 and block.strides[0] == dtype.itemsize
                 and len(block) <= self._max_block):
             block = self._prepare(block)
-        n = _cochlea_kernel(block, self._buf)
+        n = self._kernel(block, self._buf)
         frames = self._frames[n] if n < _N_VIEWS else self._state.out[:n]
         return frames.copy() if copy else frames
 

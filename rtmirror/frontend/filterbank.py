@@ -1,25 +1,25 @@
 """The NSL cochlear filter table, loaded from the package and laid out for the Numba kernel.
 
 Channels are sorted by filter order (descending) into lanes, and the lanes cut into groups of
-VECTOR (one SIMD register of float64). A group runs at the order of its highest-order channel,
-padded up to the next entry of ORDERS; zero-padded taps leave their state at 0, so padding
-changes nothing. Transposed direct form II in float64, as scipy.signal.lfilter / MATLAB filter:
+`lanes` channels (one SIMD register of float64: 4 for AVX2, 8 for AVX-512). A group runs at the
+order of its highest-order channel; zero-padded taps leave their state at 0, so padding changes
+nothing but the rounding of one addition. Transposed direct form II in float64, as
+scipy.signal.lfilter / MATLAB filter:
 
     y       = b[0] v + z[0]
     z[k-1]  = b[k] v + z[k] - a[k] y        k = 1..order, z[order] = 0
 
-Arrays (float64): b, a (groups, (MAX_ORDER + 1) * VECTOR), tap k of lane l at [g, k * VECTOR + l]
+Arrays (float64): b, a (groups, (MAX_ORDER + 1) * lanes), tap k of lane l at [g, k * lanes + l]
 (flat rows: the generated kernels address every coefficient at a constant offset from one base);
-state z (groups, MAX_ORDER, VECTOR).
+state z (groups, MAX_ORDER, lanes).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
-from ._filter_kernels import ORDERS, VECTOR
 
 TABLE_PATH = Path(__file__).with_name("cochba.npz")
 N_FILTERS = 129  # the table's channels; lateral inhibition leaves 128
@@ -70,44 +70,66 @@ def group_delay_samples() -> np.ndarray:
     return delays
 
 
-def _layout():
+LANE_WIDTHS = (4, 8)  # float64 lanes per group: AVX2 (and narrower) machines, AVX-512 machines
+
+
+@dataclass(frozen=True)
+class FilterLayout:
+    """The 129 channels in groups of `lanes` (sorted by order, descending; make_filter_kernels.py
+    generates one function per distinct group order, so no group runs more taps than its first lane).
+
+    lane_channel (n_groups * lanes,) channel of each lane, -1 for the padding lanes at the end;
+    out_column   (n_groups * lanes,) column of the filter-output scratch each lane writes: its
+                 channel, the padding lanes 129;
+    group_order  (n_groups,) descending; orders: the distinct ones, ascending;
+    order_groups (len(orders), 2) the group range [g0, g1) of each entry of orders."""
+
+    lanes: int
+    n_groups: int
+    lane_channel: np.ndarray
+    out_column: np.ndarray
+    group_order: np.ndarray
+    orders: tuple[int, ...]
+    order_groups: np.ndarray
+
+
+@lru_cache(maxsize=None)
+def filter_layout(lanes: int) -> FilterLayout:
+    if lanes not in LANE_WIDTHS:
+        raise ValueError(f"lanes must be one of {LANE_WIDTHS}, got {lanes!r}")
     orders = np.array([channel_order(k) for k in range(N_FILTERS)])
-    lanes = -(-N_FILTERS // VECTOR) * VECTOR
-    lane_channel = np.full(lanes, -1, dtype=np.int64)
+    n_groups = -(-N_FILTERS // lanes)
+    lane_channel = np.full(n_groups * lanes, -1, dtype=np.int64)
     lane_channel[:N_FILTERS] = np.argsort(-orders, kind="stable")
     lane_order = np.where(lane_channel >= 0, orders[lane_channel], 0)
-    group_order = lane_order.reshape(-1, VECTOR).max(axis=1)  # descending
-    if group_order.max() > max(ORDERS):
-        raise ValueError(f"filter order {group_order.max()} exceeds the generated kernels {ORDERS}")
-    # (len(ORDERS), 2) group range [g0, g1) run by the kernel of each order
-    padded = np.array([min(o for o in ORDERS if o >= k) for k in group_order])
-    ranges = np.array([[np.searchsorted(-padded, -o, side="left"), np.searchsorted(-padded, -o, side="right")]
-                       for o in ORDERS], dtype=np.int64)
-    return lanes, lane_channel, int(orders.max()), ranges
+    group_order = lane_order.reshape(n_groups, lanes).max(axis=1)
+    distinct = tuple(sorted(set(group_order.tolist())))
+    order_groups = np.array([[np.searchsorted(-group_order, -o, side="left"),
+                              np.searchsorted(-group_order, -o, side="right")] for o in distinct], dtype=np.int64)
+    out_column = np.where(lane_channel >= 0, lane_channel, N_FILTERS)
+    for arr in (lane_channel, out_column, group_order, order_groups):
+        arr.setflags(write=False)
+    return FilterLayout(lanes, n_groups, lane_channel, out_column, group_order, distinct, order_groups)
 
 
-LANES, LANE_CHANNEL, MAX_ORDER, ORDER_GROUPS = _layout()
-N_GROUPS = LANES // VECTOR
-# (LANES,) column of the filter-output scratch each lane writes: its channel, padding lanes -> 129
-OUT_COLUMN = np.where(LANE_CHANNEL >= 0, LANE_CHANNEL, N_FILTERS)
-for _arr in (LANE_CHANNEL, ORDER_GROUPS, OUT_COLUMN):
-    _arr.setflags(write=False)
+MAX_ORDER = max(channel_order(k) for k in range(N_FILTERS))  # 24
 
 
-@lru_cache(maxsize=1)
-def grouped_coefficients() -> tuple[np.ndarray, np.ndarray]:
-    """(b, a), each (groups, (MAX_ORDER + 1) * VECTOR) float64, normalized so that a[0] == 1."""
-    b = np.zeros((N_GROUPS, MAX_ORDER + 1, VECTOR))
-    a = np.zeros((N_GROUPS, MAX_ORDER + 1, VECTOR))
-    for lane, ch in enumerate(LANE_CHANNEL):
+@lru_cache(maxsize=None)
+def grouped_coefficients(lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(b, a), each (groups, (MAX_ORDER + 1) * lanes) float64, normalized so that a[0] == 1."""
+    layout = filter_layout(lanes)
+    b = np.zeros((layout.n_groups, MAX_ORDER + 1, lanes))
+    a = np.zeros((layout.n_groups, MAX_ORDER + 1, lanes))
+    for lane, ch in enumerate(layout.lane_channel):
         if ch < 0:
             continue
         bk, ak = channel_filter(int(ch))
-        g, l = divmod(lane, VECTOR)
+        g, l = divmod(lane, lanes)
         b[g, :len(bk), l] = bk / ak[0]
         a[g, :len(ak), l] = ak / ak[0]
-    b = b.reshape(N_GROUPS, -1)
-    a = a.reshape(N_GROUPS, -1)
+    b = b.reshape(layout.n_groups, -1)
+    a = a.reshape(layout.n_groups, -1)
     b.setflags(write=False)
     a.setflags(write=False)
     return b, a

@@ -215,8 +215,13 @@ def test_model_error_mid_run_closes_notes(probe):
     t0 = time.monotonic()
     while not any(m[0] == 0x90 for _, m in eng.messages) and time.monotonic() - t0 < 10:
         time.sleep(0.01)
-    # A state of the wrong shape: onnxruntime itself rejects the next step.
-    eng.pipeline.runtime._state_in[0] = np.zeros((1, 3, 1), np.float32)
+    # A state of the wrong shape: onnxruntime itself rejects the next step. The worker may be inside
+    # a step, which ends by storing its own (good) output state over ours: write it until one step
+    # has read it.
+    t0 = time.monotonic()
+    while eng.running and time.monotonic() - t0 < 5:
+        eng.pipeline.runtime._state_in[0] = np.zeros((1, 3, 1), np.float32)
+        time.sleep(0.002)
     assert eng.join(5.0)
     assert eng.error and "engine stopped by" in eng.error
     assert [m for _, m in eng.messages][-1] == (0xB0, 123, 0)

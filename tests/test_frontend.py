@@ -310,7 +310,7 @@ def test_generated_filter_kernels_are_current():
 
     for path, source in make_filter_kernels.generated().items():
         assert path.read_text() == source, \
-            f"{path.name} is stale: run python -m rtmirror.frontend.make_filter_kernels"
+            f"{path.name} is stale: run python rtmirror/frontend/make_filter_kernels.py"
 
 
 def test_group_delay_report_matches_scipy():

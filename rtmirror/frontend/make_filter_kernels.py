@@ -21,19 +21,34 @@ distinct group order gets its own function, so no group runs padded taps beyond 
 filter_all runs them all. The hair cell and the lateral inhibition + integration (haircell_source,
 integrate_source) are laid out the same way: blocks of 32 channels, their states in registers
 along the chunk.
-Run:  .venv/bin/python -m rtmirror.frontend.make_filter_kernels
+Run:  .venv/bin/python rtmirror/frontend/make_filter_kernels.py   (by path: it needs none of the
+files it writes, so it also restores a missing or broken one; `-m rtmirror.frontend.make_filter_kernels`
+works as long as the package imports)
 then delete rtmirror/frontend/__pycache__/*.nbi *.nbc (numba does not see changes in callees).
 tests/test_frontend.py checks that the committed files are what this script writes.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
-from .filterbank import LANE_WIDTHS, MAX_ORDER, filter_layout
-
 HERE = Path(__file__).parent
+
+
+def _load_filterbank():
+    """filterbank.py by its path: importing it through the package would import cochlea.py, which
+    imports the modules this script writes (so a missing or broken one could not be regenerated)."""
+    spec = importlib.util.spec_from_file_location("_rtmirror_filterbank", HERE / "filterbank.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_fb = _load_filterbank()
+LANE_WIDTHS, MAX_ORDER, filter_layout = _fb.LANE_WIDTHS, _fb.MAX_ORDER, _fb.filter_layout
 CELL_OUTPUT = HERE / "_cell_kernels.py"
 
 

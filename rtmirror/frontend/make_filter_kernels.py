@@ -148,7 +148,7 @@ def filters_source(width: int) -> str:
         f"MAX_ORDER = {MAX_ORDER}",
         f"TAPS = {(MAX_ORDER + 1) * width}  # (MAX_ORDER + 1) * LANES: one group's coefficient row",
         f"ORDERS = {layout.orders!r}  # the group orders that get a function (NSL: 7..24)",
-        f"# (N_GROUPS * LANES,) scratch column of each lane: its channel, padding lanes 129 (filterbank.filter_layout)",
+        "# (N_GROUPS * LANES,) scratch column of each lane: its channel, padding lanes 129 (filterbank.filter_layout)",
         f"OUT_COLUMN = np.array({layout.out_column.tolist()!r}, dtype=np.int64)",
     ]
     parts = [function_source(k, width) for k in layout.orders] + [filter_all_source(width)]

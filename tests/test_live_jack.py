@@ -1,10 +1,11 @@
 """The live path through a real JACK dummy server (16 kHz, 128-sample periods).
 
 A JACK-Client player plays a melody rendered by the built-in voice into rtmirror's PortAudio
-input; a MidiIn(API_UNIX_JACK) records rtmirror's virtual MIDI port, stamped with JACK frame
-times. Checked: facts that hold for any model (balanced notes, CCs in range, latched CCs before
-their note-on, the same events as file mode for the audio the engine received), note onsets and
-latency with the probe encoder, and the faults: input stream lost, MIDI port closed, SIGTERM.
+input; a JackMidiRecorder (RtMidi's JACK input in queue mode, drained by a thread: no Python in
+the process cycle) records rtmirror's virtual MIDI port with JACK arrival frames. Checked: facts
+that hold for any model (balanced notes, CCs in range, latched CCs before their note-on, the same
+events as file mode for the audio the engine received), note onsets and latency with the probe
+encoder, and the faults: input stream lost, MIDI port closed, SIGTERM.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import time
 import numpy as np
 import pytest
 from midi_checks import note_timeline, notes_balanced as balanced
+
+from rtmirror.benchmarks.live import JackMidiRecorder as Recorder
 
 pytestmark = pytest.mark.jack
 
@@ -37,60 +40,6 @@ def jack_env(jack_server, require_portaudio):
 def probe(tmp_path_factory):
     from rtmirror.benchmarks.live import write_probe_model
     return write_probe_model(tmp_path_factory.mktemp("probe") / "probe.onnx")
-
-
-class Recorder:
-    """Records a MIDI port with the JACK frame time of arrival."""
-
-    def __init__(self, port_substring: str, name: str = "recorder"):
-        import jack
-        import rtmidi
-        self.clock = jack.Client(f"{name}-clock", no_start_server=True)
-        self.midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name)
-        self.got: list[tuple[int, tuple]] = []
-        self.midi.set_callback(lambda msg, _: self.got.append((self.clock.frame_time, tuple(msg[0]))))
-        ports = self.midi.get_ports()
-        self.midi.open_port(next(i for i, p in enumerate(ports) if port_substring in p), "in")
-        assert self._wait_connected(port_substring), f"JACK never connected {port_substring!r}"
-
-    def _wait_connected(self, port_substring: str, timeout=10.0) -> bool:
-        """JACK lists a connection before the running graph uses it (messages sent in between
-        are lost, seen on loaded machines): wait until it is listed, then three periods of the
-        server's frame clock."""
-        c, t0 = self.clock, time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            ports = [p for p in c.get_ports(is_midi=True, is_output=True) if port_substring in p.name]
-            if len(ports) == 1 and c.get_all_connections(ports[0]):
-                f0 = c.last_frame_time
-                while c.last_frame_time - f0 < 3 * c.blocksize and time.monotonic() - t0 < timeout:
-                    time.sleep(0.005)
-                return c.last_frame_time - f0 >= 3 * c.blocksize
-            time.sleep(0.01)
-        return False
-
-    @property
-    def messages(self):
-        return [m for _, m in self.got]
-
-    def wait_for(self, pred, timeout=10.0) -> bool:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if any(pred(m) for m in list(self.messages)):
-                return True
-            time.sleep(0.01)
-        return False
-
-    def wait_count(self, n: int, timeout=5.0) -> bool:
-        """Until n messages arrived (what was sent crosses JACK within a few periods; a loaded
-        machine may delay the cycles)."""
-        t0 = time.monotonic()
-        while len(self.got) < n and time.monotonic() - t0 < timeout:
-            time.sleep(0.01)
-        return len(self.got) >= n
-
-    def close(self):
-        self.midi.close_port()
-        self.clock.close()
 
 
 def live_engine(device, model, virtual, **kw):

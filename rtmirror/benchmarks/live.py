@@ -268,8 +268,6 @@ def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int
                          collect_messages: bool = False, settle_frames: int | None = None) -> dict:
     """With a JACK server running: engine on PortAudio's JACK input, player + MIDI recorder;
     latency of the first note-on at or after each onset (within 300 ms)."""
-    import rtmidi
-
     from rtmirror import audio_io
     from rtmirror.live_cli import LiveOptions, build_engine
 
@@ -280,13 +278,10 @@ def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int
                                       virtual="rtmirror-bench", settle_frames=settle_frames),
                           on_message=lambda m: None)
     player = JackPlayer(audio)
-    rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-rec")
-    got = []
-    rec.set_callback(lambda msg, _: got.append((player.client.frame_time, tuple(msg[0]))))
+    rec = None
     engine.start()
     try:
-        ports = rec.get_ports()
-        rec.open_port(next(i for i, p in enumerate(ports) if "rtmirror-bench" in p), "in")
+        rec = JackMidiRecorder("rtmirror-bench", name="bench-rec")
         player.connect_to_portaudio()
         start_frame = player.play()
         while not player.done:
@@ -295,8 +290,10 @@ def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int
     finally:
         engine.stop()
         player.close()
-        time.sleep(0.05)
-        rec.close_port()
+        if rec is not None:
+            time.sleep(0.1)         # the all-notes-off after stop() crosses JACK
+            rec.close()
+    got = rec.got
     on_frames = [f for f, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0]
     lat = []
     for o in onsets:
@@ -315,6 +312,141 @@ def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int
     if collect_messages:
         out["messages"] = got
     return out
+
+
+class _JackTime:
+    """JACK's microsecond clock (the one RtMidi stamps with) and its map to frames, which the
+    JACK-Client binding does not expose: called through ctypes on the already loaded libjack."""
+
+    def __init__(self, client):
+        import ctypes
+        import ctypes.util
+
+        import jack
+        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+        lib.jack_get_time.restype = ctypes.c_uint64
+        lib.jack_get_time.argtypes = []
+        lib.jack_time_to_frames.restype = ctypes.c_uint32
+        lib.jack_time_to_frames.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+        self._lib = lib
+        self._client = client
+        self._ptr = ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
+
+    def now_us(self) -> int:
+        return int(self._lib.jack_get_time())
+
+    def frame_at(self, time_us: int) -> int:
+        return int(self._lib.jack_time_to_frames(self._ptr, time_us))
+
+
+class JackMidiRecorder:
+    """Records the JACK MIDI output port whose name contains `port_substring`: `got` holds
+    (JACK frame of arrival, message bytes) in order.
+
+    No Python code runs in JACK's process cycle: RtMidi queues each message there (C, no GIL)
+    with the delta of jack_get_time() since the previous one, and a thread here drains the
+    queue. (A python-rtmidi callback takes the GIL inside the cycle; on a loaded machine it runs
+    late, JACK skips the client's next cycle and that cycle's messages are lost: CI saw one CC
+    go missing in 600.) The deltas put every message on one time line; its origin is the
+    smallest (drain time - time line position) over the messages, i.e. the one drained soonest,
+    so an arrival frame is late by at most that message's drain delay (~1 ms poll).
+    """
+
+    def __init__(self, port_substring: str, name: str = "recorder", timeout: float = 10.0):
+        import threading
+
+        import jack
+        import rtmidi
+        self.clock = jack.Client(f"{name}-clock", no_start_server=True)
+        self._jack_time = _JackTime(self.clock)
+        self.midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name, queue_size_limit=16384)
+        self._raw: list[tuple[int, int, tuple]] = []     # (time line us, drained at us, message)
+        self._line_us = 0
+        self._closed_got: list | None = None   # frozen by close(): the clock maps no more then
+        self._running = True
+        ports = self.midi.get_ports()
+        match = [i for i, p in enumerate(ports) if port_substring in p]
+        if not match:
+            self.clock.close()
+            raise LookupError(f"no JACK MIDI port contains {port_substring!r} (ports: {ports})")
+        self.midi.open_port(match[0], "in")
+        self._thread = threading.Thread(target=self._drain, name=f"{name}-drain", daemon=True)
+        self._thread.start()
+        if not self._wait_connected(port_substring, timeout):
+            self.close()
+            raise TimeoutError(f"JACK never connected {port_substring!r}")
+
+    def _now_us(self) -> int:
+        return self._jack_time.now_us()
+
+    def _drain(self) -> None:
+        while self._running:
+            item = self.midi.get_message()
+            if item is None:
+                time.sleep(0.001)
+                continue
+            msg, delta = item
+            self._line_us += round(delta * 1e6)
+            self._raw.append((self._line_us, self._now_us(), tuple(msg)))
+
+    def _wait_connected(self, port_substring: str, timeout: float) -> bool:
+        """JACK lists a connection before the running graph uses it (messages sent in between
+        are lost, seen on loaded machines): wait until it is listed, then three periods of the
+        server's frame clock."""
+        c, t0 = self.clock, time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            ports = [p for p in c.get_ports(is_midi=True, is_output=True) if port_substring in p.name]
+            if len(ports) == 1 and c.get_all_connections(ports[0]):
+                f0 = c.last_frame_time
+                while c.last_frame_time - f0 < 3 * c.blocksize and time.monotonic() - t0 < timeout:
+                    time.sleep(0.005)
+                return c.last_frame_time - f0 >= 3 * c.blocksize
+            time.sleep(0.01)
+        return False
+
+    @property
+    def messages(self) -> list[tuple]:
+        return [m for _, _, m in list(self._raw)]
+
+    @property
+    def got(self) -> list[tuple[int, tuple]]:
+        """(JACK frame of arrival, message) for everything received so far (after close(): all)."""
+        if self._closed_got is not None:
+            return self._closed_got
+        raw = list(self._raw)
+        if not raw:
+            return []
+        origin = min(drained - line for line, drained, _ in raw)
+        return [(self._jack_time.frame_at(origin + line), m) for line, _, m in raw]
+
+    def wait_for(self, pred, timeout: float = 10.0) -> bool:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if any(pred(m) for m in self.messages):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def wait_count(self, n: int, timeout: float = 5.0) -> bool:
+        """Until n messages arrived (what was sent crosses JACK within a few periods; a loaded
+        machine may delay the cycles)."""
+        t0 = time.monotonic()
+        while len(self._raw) < n and time.monotonic() - t0 < timeout:
+            time.sleep(0.01)
+        return len(self._raw) >= n
+
+    def close(self) -> None:
+        """Stops draining (what is queued by then is kept) and closes both clients."""
+        time.sleep(0.005)
+        self._running = False
+        self._thread.join(1.0)
+        while (item := self.midi.get_message()) is not None:
+            msg, delta = item
+            self._line_us += round(delta * 1e6)
+            self._raw.append((self._line_us, self._now_us(), tuple(msg)))
+        self.midi.close_port()
+        self._closed_got = self.got
+        self.clock.close()
 
 
 class JackPlayer:

@@ -1420,7 +1420,7 @@ def filter_all(xin, n, b, a, z, hc):
     of the kernel's buffer (at least N_GROUPS * TAPS, N_GROUPS * MAX_ORDER * LANES long)."""
     bg = b[:N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
     ag = a[:N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))
-    zr = z[:N_GROUPS * MAX_ORDER * LANES].reshape((N_GROUPS, MAX_ORDER * LANES))  # row state (orders <= 15)
+    zr = z[:N_GROUPS * MAX_ORDER * LANES].reshape((N_GROUPS, MAX_ORDER * LANES))  # row state
     z3 = zr.reshape((N_GROUPS, MAX_ORDER, LANES))  # the same state, for the higher orders
     filter_order24(xin, n, bg, ag, z3, hc, 0, 1, OUT_COLUMN)
     filter_order18(xin, n, bg, ag, z3, hc, 1, 2, OUT_COLUMN)

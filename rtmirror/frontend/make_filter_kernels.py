@@ -63,6 +63,24 @@ def filters_output(lanes: int) -> Path:
 # LLVM's SLP vectorizer built their state loads from shuffles (order 24: 55 shuffles instead of 4).
 ROW_STATE_MAX_ORDER = 15
 
+# Above ROW_STATE_MAX_ORDER, the 4-lane (AVX2, 16 ymm registers) filters keep only their states
+# 0..REGISTER_STATES-1 in registers; the rest stay in the group's state row and are read and
+# written there every sample, each tap's four lanes computed before its four stores (so LLVM's SLP
+# vectorizer can bundle them: a store between the loads, of a row that may alias the coefficients,
+# keeps them scalar). Left to itself, LLVM spilled ~12 of the order-18 states through the stack
+# every sample: 2.6-2.8 cycles per tap for orders 18, 21, 24 against ~1.1 for the rest; this form
+# runs at 1.2-1.5 (same arithmetic in the same order: bit-identical output). With AVX-512's 32
+# registers every state fits: the 8-lane filters keep the register form.
+REGISTER_STATES = {4: 10}
+
+
+def memory_states(order: int, width: int) -> bool:
+    return order > ROW_STATE_MAX_ORDER and width in REGISTER_STATES
+
+
+def row_state(order: int, width: int) -> bool:
+    return order <= ROW_STATE_MAX_ORDER or memory_states(order, width)
+
 
 def function_source(order: int, width: int) -> str:
     lanes = range(width)
@@ -80,27 +98,34 @@ def function_source(order: int, width: int) -> str:
         f"        bg = b[g]  # (taps * {width},): literal indices = constant offsets from one base",
         "        ag = a[g]",
     ]
-    if order <= ROW_STATE_MAX_ORDER:
+    if row_state(order, width):
         out.append(f"        zg = z[g]  # (MAX_ORDER * {width},): state k of lane l at the literal index k * {width} + l")
         zs = [[f"zg[{k * width + l}]" for l in lanes] for k in range(order)]
     else:
         zs = [[f"z[g, {k}, {l}]" for l in lanes] for k in range(order)]
+    # states 0..in_registers-1 are locals (registers); the others are read and written in zg
+    in_registers = REGISTER_STATES[width] if memory_states(order, width) else order
+    state = [[f"z{k}_{l}" if k < in_registers else zs[k][l] for l in lanes] for k in range(order)]
     out.append("        " + "; ".join(f"c{l} = out_column[g * {width} + {l}]" for l in lanes))
-    for k in range(order):
+    for k in range(in_registers):
         out.append("        " + "; ".join(f"z{k}_{l} = {zs[k][l]}" for l in lanes))
     out.append("        for i in range(n):")
     out.append("            v = xin[i]")
     out.append("            row = hc[i]")
     for l in lanes:
-        out.append(f"            y{l} = bg[{l}] * v + z0_{l}")
+        out.append(f"            y{l} = bg[{l}] * v + {state[0][l]}")
     for k in range(1, order + 1):
+        in_memory = k - 1 >= in_registers
         for l in lanes:
-            state = f" + z{k}_{l}" if k < order else ""
+            older = f" + {state[k][l]}" if k < order else ""
             tap = k * width + l
-            out.append(f"            z{k - 1}_{l} = bg[{tap}] * v{state} - ag[{tap}] * y{l}")
+            target = f"t{l}" if in_memory else state[k - 1][l]
+            out.append(f"            {target} = bg[{tap}] * v{older} - ag[{tap}] * y{l}")
+        if in_memory:  # the four lanes' loads before their stores (see REGISTER_STATES)
+            out.append("            " + "; ".join(f"{state[k - 1][l]} = t{l}" for l in lanes))
     for l in lanes:
         out.append(f"            row[c{l}] = y{l}")
-    for k in range(order):
+    for k in range(in_registers):
         out.append("        " + "; ".join(f"{zs[k][l]} = z{k}_{l}" for l in lanes))
     return "\n".join(out)
 
@@ -117,13 +142,14 @@ def filter_all_source(width: int) -> str:
         "    of the kernel's buffer (at least N_GROUPS * TAPS, N_GROUPS * MAX_ORDER * LANES long).\"\"\"",
         "    bg = b[:N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))",
         "    ag = a[:N_GROUPS * TAPS].reshape((N_GROUPS, TAPS))",
-        "    zr = z[:N_GROUPS * MAX_ORDER * LANES].reshape((N_GROUPS, MAX_ORDER * LANES))  # row state (orders <= 15)",
-        "    z3 = zr.reshape((N_GROUPS, MAX_ORDER, LANES))  # the same state, for the higher orders",
+        "    zr = z[:N_GROUPS * MAX_ORDER * LANES].reshape((N_GROUPS, MAX_ORDER * LANES))  # row state",
     ]
+    if not all(row_state(order, width) for order in layout.orders):
+        out.append("    z3 = zr.reshape((N_GROUPS, MAX_ORDER, LANES))  # the same state, for the higher orders")
     for i in reversed(range(len(layout.orders))):
         order = layout.orders[i]
         g0, g1 = layout.order_groups[i]
-        state = "zr" if order <= ROW_STATE_MAX_ORDER else "z3"
+        state = "zr" if row_state(order, width) else "z3"
         out.append(f"    filter_order{order}(xin, n, bg, ag, {state}, hc, {g0}, {g1}, OUT_COLUMN)")
     return "\n".join(out)
 
@@ -193,7 +219,9 @@ def haircell_source(width: int) -> str:
 def integrate_source(width: int) -> str:
     """Lateral inhibition, half-wave rectification and integration of channels c0..c0+width-1 over
     hc[:n], the integrators in registers along the chunk; frames read out at the last sample of
-    each hop. average (tc = 0): alpha = 1 and the integrators restart at every frame."""
+    each hop. average (tc = 0): alpha = 1 and the integrators restart at every frame.
+    The samples up to the next frame boundary run in a loop without a branch: with the read-out
+    inside the per-sample loop, LLVM kept the integrators scalar (32 of them spill)."""
     chans = range(width)
     out = [
         "",
@@ -202,12 +230,16 @@ def integrate_source(width: int) -> str:
         f"def integrate{width}(hcb, n, c0, acc, out, alpha, average, scale, phase, hop, n_frames):",
         f"    \"\"\"Channels c0..c0+{width - 1}, hcb[i, j] = hc[i, c0 + j]; returns the frame count after hc[:n].\"\"\"",
         "    " + "; ".join(f"a{j} = acc[c0 + {j}]" for j in chans),
-        "    for i in range(n):",
-        "        row = hcb[i]",
+        "    start = 0",
+        "    while start < n:",
+        "        stop = min(n, start + hop - phase)",
+        "        for i in range(start, stop):",
+        "            row = hcb[i]",
     ]
     for j in chans:
-        out.append(f"        a{j} = alpha * a{j} + max(row[{j}] - row[{j + 1}], 0.0)")
-    out.append("        phase += 1")
+        out.append(f"            a{j} = alpha * a{j} + max(row[{j}] - row[{j + 1}], 0.0)")
+    out.append("        phase += stop - start")
+    out.append("        start = stop")
     out.append("        if phase == hop:")
     out.append("            phase = 0")
     out.append("            frame = out[n_frames]")

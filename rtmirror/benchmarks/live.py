@@ -329,7 +329,7 @@ class _JackTime:
         lib.jack_time_to_frames.restype = ctypes.c_uint32
         lib.jack_time_to_frames.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
         self._lib = lib
-        self._client = client
+        self._client = client   # the pointer below is valid while the client is open
         self._ptr = ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
 
     def now_us(self) -> int:
@@ -376,18 +376,19 @@ class JackMidiRecorder:
             self.close()
             raise TimeoutError(f"JACK never connected {port_substring!r}")
 
-    def _now_us(self) -> int:
-        return self._jack_time.now_us()
+    def _take(self, item) -> None:
+        """One (message, seconds since the previous one) from RtMidi's queue onto the time line."""
+        msg, delta = item
+        self._line_us += round(delta * 1e6)
+        self._raw.append((self._line_us, self._jack_time.now_us(), tuple(msg)))
 
     def _drain(self) -> None:
         while self._running:
             item = self.midi.get_message()
             if item is None:
                 time.sleep(0.001)
-                continue
-            msg, delta = item
-            self._line_us += round(delta * 1e6)
-            self._raw.append((self._line_us, self._now_us(), tuple(msg)))
+            else:
+                self._take(item)
 
     def _wait_connected(self, port_substring: str, timeout: float) -> bool:
         """JACK lists a connection before the running graph uses it (messages sent in between
@@ -441,9 +442,7 @@ class JackMidiRecorder:
         self._running = False
         self._thread.join(1.0)
         while (item := self.midi.get_message()) is not None:
-            msg, delta = item
-            self._line_us += round(delta * 1e6)
-            self._raw.append((self._line_us, self._now_us(), tuple(msg)))
+            self._take(item)
         self.midi.close_port()
         self._closed_got = self.got
         self.clock.close()

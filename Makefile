@@ -1,32 +1,47 @@
 # Two commands on a fresh Debian/Ubuntu machine:
-#   make run    - install, then the main job on the embedded default model
-#   make test   - install, then the whole test suite
+#   make run    - install the live app (no torch), then the main job on the embedded default model
+#   make test   - install everything the tests need (training stack, JACK, Xvfb, ...), then the tests
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test install system bench clean
+.PHONY: run test install install-test system bench clean lint
 
 system:
-	bash scripts/install-system.sh
+	bash tools/install-system.sh test
 
-$(STAMP): pyproject.toml scripts/install-system.sh
-	bash scripts/install-system.sh
+$(RUN_STAMP): pyproject.toml tools/install-system.sh
+	bash tools/install-system.sh run
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,dev]'
-	touch $(STAMP)
+	$(BIN)/pip install -q -e '.[gui]'
+	$(BIN)/rtmirror warmup
+	touch $(RUN_STAMP)
 
-install: $(STAMP)
+$(TEST_STAMP): pyproject.toml tools/install-system.sh
+	bash tools/install-system.sh test
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[gui,train,dev]'
+	$(BIN)/rtmirror warmup
+	touch $(RUN_STAMP) $(TEST_STAMP)
 
-run: $(STAMP)
+install: $(RUN_STAMP)
+
+install-test: $(TEST_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/rtmirror demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -ra
 
-bench: $(STAMP)
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check rtmirror models export gui tests tools
+
+bench: $(RUN_STAMP)
 	$(BIN)/rtmirror bench frontend
 	$(BIN)/rtmirror bench synth
 	$(BIN)/rtmirror bench encoder

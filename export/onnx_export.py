@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -31,8 +32,9 @@ from rtmirror.controls import ControlSpace
 from rtmirror.frontend.config import FrontendConfig
 from rtmirror.manifest import (
     FORMAT_VERSION, MANIFEST_KIND, METADATA_KEY, N_CHANNELS, dumps, embedded_part, sha256_file,
-    sidecar_path, validate_manifest, write_json_atomic,
+    model_delay, sidecar_path, validate_manifest, write_json_atomic,
 )
+from rtmirror.performer import PerformerConfig
 
 OPSET = 17                 # LayerNormalization is a native op from 17 on
 FRAMES, CONTROLS = "frames", "controls"
@@ -234,11 +236,14 @@ def _flat_metrics(metrics: dict | None, prefix: str = "") -> dict:
 
 def export_encoder(encoder: nn.Module, out_path: str | Path, *, space: ControlSpace, frontend: FrontendConfig,
                    synth: str, training: dict | None = None, metrics: dict | None = None,
-                   full: bool = True) -> dict:
+                   full: bool = True, performer: dict | None = None,
+                   performer_trained: dict | None = None) -> dict:
     """Export `encoder` to OUT.onnx (step graph), OUT.full.onnx (if full) and OUT.json; return the manifest.
 
     training: {"config_hash": str, ...} (JSON-able facts about the run; config_hash is required
-    to be a string if present). The files are written atomically, the sidecar last, so a crash
+    to be a string if present). performer: the note rules (PerformerConfig fields) the model was
+    trained with and is to be played with (None: today's defaults); performer_trained: the
+    training rules when they differ from the play rules (e.g. retuned after training). The files are written atomically, the sidecar last, so a crash
     never leaves a sidecar that vouches for a half-written graph.
     """
     out_path = Path(out_path)
@@ -256,6 +261,8 @@ def export_encoder(encoder: nn.Module, out_path: str | Path, *, space: ControlSp
     state_names = [f"state_{i}" for i in range(n)]
     new_state_names = [f"new_state_{i}" for i in range(n)]
     full_name = out_path.name[:-len(".onnx")] + ".full.onnx"
+    play = PerformerConfig.from_dict(performer or {})
+    trained = PerformerConfig.from_dict(performer_trained) if performer_trained is not None else play
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": MANIFEST_KIND,
@@ -274,6 +281,9 @@ def export_encoder(encoder: nn.Module, out_path: str | Path, *, space: ControlSp
             "state_shapes": [list(s.shape) for s in state],
         },
         "full": {"file": full_name, "input": SPEC, "output": CONTROLS} if full else None,
+        "performer": play.to_dict(),
+        "performer_trained": trained.to_dict(),
+        "delay": model_delay(int(getattr(encoder, "lookahead", 0)), play, frontend.frame_rate),
         "synth": str(synth),
         "training": dict(training or {}),
         "metrics": _flat_metrics(metrics),
@@ -308,6 +318,31 @@ def export_encoder(encoder: nn.Module, out_path: str | Path, *, space: ControlSp
     _save_atomic(step, out_path)
     sidecar["sha256"] = sha256_file(out_path)
     write_json_atomic(sidecar_path(out_path), sidecar)
+    return sidecar
+
+
+def update_manifest(model_path: str | Path, updates: dict) -> dict:
+    """Set top-level manifest fields of an exported model (step graph, full graph and sidecar),
+    leaving the graphs' weights and ops as they are; returns the new sidecar manifest.
+
+    For facts learned after export (e.g. the note rules the model is played with). The new
+    manifest is validated before anything is written; the files are replaced atomically."""
+    model_path = Path(model_path)
+    side = sidecar_path(model_path)
+    old = json.loads(side.read_text())
+    manifest = {k: v for k, v in old.items() if k not in ("sha256", "full_sha256")}
+    manifest.update(updates)
+    validate_manifest(manifest, str(side))
+    sidecar = dict(manifest)
+    protos = [(model_path, "sha256")]
+    if manifest.get("full"):
+        protos.append((model_path.parent / manifest["full"]["file"], "full_sha256"))
+    for path, key in protos:
+        proto = onnx.load(str(path))
+        _stamp(proto, manifest)
+        _save_atomic(proto, path)
+        sidecar[key] = sha256_file(path)
+    write_json_atomic(side, sidecar)
     return sidecar
 
 

@@ -83,30 +83,32 @@ def make_app(argv: list[str] | None = None):
     return app
 
 
-def run_gui(wav: str | None = None, *, input_device: str | None = None, port: str | None = None,
-            no_midi: bool = False, midi_api: str | None = None, channel: int = 1,
-            model: str | None = None, cc_map: str | None = None, loop: bool = False,
-            autostart: bool = True, record_dir: str = ".", quit_after_s: float | None = None,
-            screenshot: str | None = None, size: tuple[int, int] | None = None) -> int:
+def run_gui(live=None, *, loop: bool = False, autostart: bool = True, record_dir: str = ".",
+            quit_after_s: float | None = None, screenshot: str | None = None,
+            size: tuple[int, int] | None = None) -> int:
     """Open the window and run Qt's event loop until it closes; returns the exit code.
 
-    wav: play this file at real-time pace (else the input device). quit_after_s: close by itself
-    after that many seconds (smoke tests, screenshots), saving a grab of the window to `screenshot`.
+    live: rtmirror.app.LiveOptions, the engine options exactly as `rtmirror live` parsed them
+    (None: the defaults); its wav is played at real-time pace instead of an input device.
+    quit_after_s: close by itself after that many seconds (smoke tests, screenshots; default
+    live.duration_s), saving a grab of the window to `screenshot`.
     """
     from PyQt6 import QtCore
 
+    from rtmirror.app import LiveOptions
     from rtmirror.gui.window import GuiConfig, MainWindow
 
-    if wav is not None and not Path(wav).is_file():
-        print(f"rtmirror gui: no such file: {wav}", file=sys.stderr)
+    live = live if live is not None else LiveOptions()
+    if live.wav is not None and not Path(live.wav).is_file():
+        print(f"rtmirror gui: no such file: {live.wav}", file=sys.stderr)
         return 2
     if not display_available():
         print("rtmirror gui: no display (DISPLAY / WAYLAND_DISPLAY unset); use `rtmirror live` in a "
               "console, or QT_QPA_PLATFORM=offscreen for a headless window", file=sys.stderr)
         return 2
-    cfg = GuiConfig(wav=wav, input_device=input_device, port=port, no_midi=no_midi, midi_api=midi_api,
-                    channel=channel, model=model, cc_map=cc_map, loop=loop, autostart=autostart,
-                    record_dir=record_dir)
+    if quit_after_s is None:
+        quit_after_s = live.duration_s
+    cfg = GuiConfig(live=live, loop=loop, autostart=autostart, record_dir=record_dir)
     app = make_app()
     win = MainWindow(cfg)
     if size is not None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import html
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from rtmirror.ccmap import CCMap
+from rtmirror.app import LiveOptions, build_engine
+from rtmirror.midi.ccmap import CCMap
 from rtmirror.frontend.filterbank import center_frequencies
 from rtmirror.gui.widgets import Knob, LevelMeter, PianoRoll, SpectrogramView, note_name
 
@@ -25,14 +26,7 @@ NOTE_ON, NOTE_OFF, CC = 0x90, 0x80, 0xB0
 
 @dataclass(frozen=True)
 class GuiConfig:
-    wav: str | None = None            # play this file at real-time pace instead of an input device
-    input_device: str | None = None   # sounddevice index or name; None = the system default
-    port: str | None = None           # MIDI port to connect to; None = a virtual port "rtmirror"
-    no_midi: bool = False             # display only: send MIDI nowhere
-    midi_api: str | None = None       # alsa | jack | coremidi | winmm; None = rtmirror.midi's choice
-    channel: int = 1                  # MIDI channel as users count it, 1..16
-    model: str | None = None          # encoder .onnx; None = the shipped default
-    cc_map: str | None = None         # CC map TOML; None = the shipped default
+    live: LiveOptions = field(default_factory=LiveOptions)   # every engine option (rtmirror.app)
     loop: bool = False                # replay the WAV when it ends
     autostart: bool = True            # start the engine as soon as the window opens
     record_dir: str = "."             # where record-to-MIDI writes its .mid files
@@ -40,8 +34,6 @@ class GuiConfig:
     history_s: float = 5.0            # seconds of spectrogram and piano roll on screen
 
     def __post_init__(self) -> None:
-        if not (1 <= self.channel <= 16):
-            raise ValueError(f"MIDI channel must be 1..16, got {self.channel}")
         if not (1.0 <= self.fps <= 120.0):
             raise ValueError(f"fps must be in 1..120, got {self.fps}")
 
@@ -139,7 +131,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._demo_dir = None
         self._last_message = ""
         try:
-            self.cc_map = CCMap.load(self.cfg.cc_map)
+            self.cc_map = CCMap.load(self.cfg.live.cc_map)
         except Exception as exc:   # shown once the status bar exists
             self.cc_map, self._cc_map_error = CCMap.load(None), f"CC map not loaded ({exc}); using the default"
         else:
@@ -179,7 +171,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.refresh_inputs()
         self.refresh_ports()
-        self.load_model(self.cfg.model)
+        self.load_model(self.cfg.live.model)
         if self._cc_map_error:
             self.statusBar().showMessage(self._cc_map_error)
         if self.cfg.autostart and self.runtime is not None:
@@ -222,7 +214,7 @@ class MainWindow(QtWidgets.QMainWindow):
         h.addWidget(QtWidgets.QLabel("ch"))
         self.channel_spin = QtWidgets.QSpinBox()
         self.channel_spin.setRange(1, 16)
-        self.channel_spin.setValue(self.cfg.channel)
+        self.channel_spin.setValue(self.cfg.live.channel)
         self.channel_spin.setToolTip("MIDI channel (applies on the next start)")
         h.addWidget(self.channel_spin)
         h.addSpacing(12)
@@ -364,28 +356,28 @@ class MainWindow(QtWidgets.QMainWindow):
             except Exception as exc:
                 self.statusBar().showMessage(f"audio: {exc}")
         self.input_combo.clear()
-        if self.cfg.wav:
-            self.input_combo.addItem(f"file: {Path(self.cfg.wav).name}", ("file", str(self.cfg.wav)))
+        if self.cfg.live.wav:
+            self.input_combo.addItem(f"file: {Path(self.cfg.live.wav).name}", ("file", str(self.cfg.live.wav)))
         for wav in self._extra_wavs:
-            if wav != self.cfg.wav:
+            if wav != self.cfg.live.wav:
                 self.input_combo.addItem(f"file: {Path(wav).name}", ("file", wav))
         devices = audio_io.list_input_devices()
         for d in devices:
             label = f"{d['name']} ({d['hostapi']})" + ("  [default]" if d["default"] else "")
             self.input_combo.addItem(label, ("device", d["index"]))
         self.input_combo.addItem("demo melody (built-in voice)", ("demo", None))
-        if current is None and not devices and not self.cfg.wav:
+        if current is None and not devices and not self.cfg.live.wav:
             current = ("demo", None)           # no microphone here: play the demo melody
         self._select(self.input_combo, current)
-        if current is None and self.cfg.input_device is not None and not self.cfg.wav:
+        if current is None and self.cfg.live.input is not None and not self.cfg.live.wav:
             for i in range(self.input_combo.count()):
                 data = self.input_combo.itemData(i)
-                if data and (str(data[1]) == str(self.cfg.input_device)
-                             or str(self.cfg.input_device).lower() in self.input_combo.itemText(i).lower()):
+                if data and (str(data[1]) == str(self.cfg.live.input)
+                             or str(self.cfg.live.input).lower() in self.input_combo.itemText(i).lower()):
                     self.input_combo.setCurrentIndex(i)
                     break
             else:
-                self.statusBar().showMessage(f"audio input {self.cfg.input_device!r} not found; "
+                self.statusBar().showMessage(f"audio input {self.cfg.live.input!r} not found; "
                                              f"using {self.input_combo.currentText()}")
 
     def refresh_ports(self) -> None:
@@ -395,29 +387,30 @@ class MainWindow(QtWidgets.QMainWindow):
         current = self.port_combo.currentData()
         self.port_combo.clear()
         try:
-            self.midi_api = midi.choose_api(self.cfg.midi_api)
+            self.midi_api = midi.choose_api(self.cfg.live.midi_api)
         except Exception as exc:
             self.midi_api = None
             self.statusBar().showMessage(f"MIDI: {exc}")
         ports: list[str] = []
         if self.midi_api is not None:
             try:
-                ports = [p for p in midi.list_output_ports(self.midi_api) if not p.startswith("rtmirror")]
+                ports = [p for p in midi.list_output_ports(self.midi_api) if not p.startswith(self.cfg.live.virtual)]
             except Exception as exc:
                 self.statusBar().showMessage(f"MIDI ports: {exc}")
             label = midi.api_label(self.midi_api)
-            self.port_combo.addItem(f"virtual port 'rtmirror' ({label})", ("virtual", "rtmirror"))
+            virtual = self.cfg.live.virtual
+            self.port_combo.addItem(f"virtual port '{virtual}' ({label})", ("virtual", virtual))
             for p in ports:
                 self.port_combo.addItem(f"{p} ({label})", ("port", p))
         self.port_combo.addItem("no MIDI output (display only)", ("off", None))
         if current is None:
-            if self.cfg.no_midi or self.midi_api is None:
+            if self.cfg.live.no_port or self.midi_api is None:
                 current = ("off", None)
-            elif self.cfg.port is not None:
-                hits = [p for p in ports if self.cfg.port == p] or [p for p in ports if self.cfg.port.lower() in p.lower()]
+            elif self.cfg.live.port is not None:
+                hits = [p for p in ports if self.cfg.live.port == p] or [p for p in ports if self.cfg.live.port.lower() in p.lower()]
                 current = ("port", hits[0]) if hits else None
                 if not hits:
-                    self.statusBar().showMessage(f"MIDI port {self.cfg.port!r} not found; ports: {ports or 'none'}")
+                    self.statusBar().showMessage(f"MIDI port {self.cfg.live.port!r} not found; ports: {ports or 'none'}")
         self._select(self.port_combo, current)
 
     @staticmethod
@@ -469,22 +462,21 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     # -- engine ------------------------------------------------------------------------------
-    def _live_options(self):
-        """The pickers as rtmirror.live_cli.LiveOptions (the one place engines are assembled)."""
-        from rtmirror.live_cli import LiveOptions
-
+    def _live_options(self) -> LiveOptions:
+        """The window's LiveOptions with the pickers' choices (input, port, channel, model) in place;
+        every other field is the one the window was opened with (`rtmirror live` flags)."""
         data = self.input_combo.currentData()
         if data is None:
             raise RuntimeError("no audio input: pick a device or open a WAV file")
         kind, name = self.port_combo.currentData() or ("off", None)
         wav = data[1] if data[0] == "file" else self._demo_wav() if data[0] == "demo" else None
-        return LiveOptions(
-            input=None if wav else str(data[1]), wav=wav, realtime=True,
-            port=name if kind == "port" else None, virtual=name if kind == "virtual" else "rtmirror",
-            no_port=kind == "off", channel=self.channel_spin.value(),
-            model=str(self.runtime.path), cc_map=self.cfg.cc_map, midi_api=self.cfg.midi_api,
+        live = self.cfg.live
+        return replace(
+            live, input=None if wav else str(data[1]), wav=wav, realtime=True,
+            port=name if kind == "port" else None, virtual=name if kind == "virtual" else live.virtual,
+            no_port=kind == "off", channel=self.channel_spin.value(), model=str(self.runtime.path),
             # A file has no player waiting on latency: keep every frame unless 0.5 s behind.
-            max_backlog_s=0.5 if wav else LiveOptions.max_backlog_s)
+            max_backlog_s=0.5 if wav else live.max_backlog_s)
 
     def _demo_wav(self) -> str:
         """A melody rendered with the built-in voice (for machines without a microphone)."""
@@ -506,8 +498,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def start(self) -> bool:
         """Build an engine from the pickers and start it. Errors show in the status bar."""
-        from rtmirror.live_cli import build_engine
-
         if self.engine is not None and self.engine.running:
             return True
         if self._closing:            # a queued restart (loop, model change) after the window closed

@@ -1,7 +1,7 @@
 """rtmirror.models: the MirrorNet networks (PyTorch), checkpoints and training. Training side only:
 the live path never imports this package (it runs the ONNX export through rtmirror.runtime).
 
-Names are imported lazily, so the render workers (models/render.py, numpy + numba only) start
+Names are imported lazily, so the render workers (rtmirror/synth/render.py, numpy + numba only) start
 without importing torch."""
 from importlib import import_module
 

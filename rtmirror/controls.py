@@ -1,7 +1,7 @@
 """ControlSpace: the ordered, named controls a model plays, with their physical/MIDI mappings.
 
 Control frames are arrays (T, K) of normalized values in [0, 1], K = len(space), at the
-frontend's frame rate. The declarations live in data (rtmirror/data/control_sets.toml, or a
+frontend's frame rate. The declarations live in data (rtmirror/resources/control_sets.toml, or a
 user's TOML file of the same shape); this module only reads and applies them.
 """
 from __future__ import annotations
@@ -132,7 +132,7 @@ class ControlSpace:
 
 
 def available_sets() -> list[str]:
-    data = tomllib.loads(resources.files("rtmirror.data").joinpath("control_sets.toml").read_text())
+    data = tomllib.loads(resources.files("rtmirror.resources").joinpath("control_sets.toml").read_text())
     return sorted(data.get("sets", {}))
 
 
@@ -144,7 +144,7 @@ def _read_sets(spec: str) -> tuple[str, str]:
         if not p.is_file():
             raise FileNotFoundError(f"control-set file not found: {p}")
         return p.read_text(), tail.lstrip(":")
-    return resources.files("rtmirror.data").joinpath("control_sets.toml").read_text(), spec
+    return resources.files("rtmirror.resources").joinpath("control_sets.toml").read_text(), spec
 
 
 def _space_from_toml(data: dict, set_name: str) -> ControlSpace:

@@ -49,6 +49,9 @@ _TOP = {
     "full": ((dict, type(None)), False),
     "synth": (str, True),
     "training": (dict, True),
+    "performer": (dict, False),
+    "performer_trained": (dict, False),
+    "delay": (dict, False),
     "metrics": (dict, False),
     "stats": (dict, False),
     "sha256": (str, False),
@@ -106,6 +109,7 @@ def validate_manifest(m: dict, where: str = "manifest") -> dict:
         _fail(f"frontend: {exc}", where)
 
     _validate_step(m["step"], m["n_controls"], where)
+    _validate_performer(m, where)
     if m.get("full") is not None:
         _validate_full(m["full"], where)
     for key in ("sha256", "full_sha256"):
@@ -135,6 +139,46 @@ def _validate_step(s: dict, n_controls: int, where: str) -> None:
         if (not isinstance(shape, list) or not shape or shape[0] != 1
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
             _fail(f"step.state_shapes[{i}] = {shape!r} must be a list of positive ints with batch 1", where)
+
+
+def _validate_performer(m: dict, where: str) -> None:
+    """`performer`: the note rules to play the model with; `performer_trained`: the rules it was
+    trained with (equal for a model exported from today's trainer); `delay`: the model's share
+    of the latency, lookahead + the note-on's longest settling wait, in frames and ms."""
+    from rtmirror.performer import PerformerConfig
+
+    rules = {}
+    for key in ("performer", "performer_trained"):
+        if key in m:
+            try:
+                rules[key] = PerformerConfig.from_dict(m[key])
+            except (ValueError, TypeError) as exc:
+                _fail(f"{key}: {exc}", where)
+    if "delay" not in m:
+        return
+    d = m["delay"]
+    need = {"lookahead_frames": int, "settle_frames": int, "frame_ms": (int, float), "total_ms": (int, float)}
+    for key, typ in need.items():
+        if not isinstance(d.get(key), typ) or isinstance(d.get(key), bool):
+            _fail(f"delay.{key} missing or not a number", where)
+    if set(d) - set(need):
+        _fail(f"delay has unknown keys {sorted(set(d) - set(need))}", where)
+    if d["lookahead_frames"] != m["lookahead"]:
+        _fail(f"delay.lookahead_frames {d['lookahead_frames']} != lookahead {m['lookahead']}", where)
+    if "performer" in rules and d["settle_frames"] != rules["performer"].onset_settle_frames:
+        _fail(f"delay.settle_frames {d['settle_frames']} != performer.onset_settle_frames "
+              f"{rules['performer'].onset_settle_frames}", where)
+    expect = (d["lookahead_frames"] + d["settle_frames"]) * d["frame_ms"]
+    if not (math.isfinite(d["frame_ms"]) and d["frame_ms"] > 0 and abs(d["total_ms"] - expect) < 1e-6):
+        _fail(f"delay.total_ms {d['total_ms']} != (lookahead + settle) x frame_ms = {expect}", where)
+
+
+def model_delay(lookahead: int, performer, frame_rate: float) -> dict:
+    """The manifest's `delay` entry for a model with this lookahead, play rules and frame rate."""
+    frame_ms = 1000.0 / float(frame_rate)
+    settle = int(performer.onset_settle_frames)
+    return {"lookahead_frames": int(lookahead), "settle_frames": settle, "frame_ms": frame_ms,
+            "total_ms": (int(lookahead) + settle) * frame_ms}
 
 
 def _validate_full(f: dict, where: str) -> None:

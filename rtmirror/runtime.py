@@ -28,8 +28,8 @@ __all__ = ["EncoderRuntime", "ModelError", "load_manifest", "default_model_path"
 
 
 def default_model_path() -> Path:
-    """The encoder shipped inside the package (rtmirror/assets/default.onnx)."""
-    return Path(str(resources.files("rtmirror").joinpath("assets", "default.onnx")))
+    """The encoder shipped inside the package (rtmirror/resources/default.onnx)."""
+    return Path(str(resources.files("rtmirror.resources").joinpath("default.onnx")))
 
 
 def _session_options(threads: int) -> ort.SessionOptions:
@@ -108,6 +108,8 @@ class EncoderRuntime:
         self.space = ControlSpace.from_dict(m["control_space"])
         self.frontend = FrontendConfig.from_dict(m["frontend"])
         self.lookahead: int = m["lookahead"]
+        # The note rules to play this model with (None: exported before manifests carried them).
+        self.performer_rules: dict | None = m.get("performer")
         self.n_controls: int = m["n_controls"]
         step = m["step"]
         self._frames_name: str = step["frames_input"]

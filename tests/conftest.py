@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
-import uuid
 
 import pytest
+
+from rtmirror.testing.jack import JackServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -38,42 +37,6 @@ def _portaudio_ok() -> bool:
 @pytest.fixture(scope="session")
 def require_portaudio():
     require(_portaudio_ok(), "PortAudio (apt: libportaudio2)")
-
-
-class JackServer:
-    """A real jackd with the dummy driver under a unique name; clients find it via env vars."""
-
-    def __init__(self, rate: int = 16000, period: int = 128):
-        self.name = f"rtm{uuid.uuid4().hex[:8]}"
-        self.rate = rate
-        self.period = period
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "JackServer":
-        self.proc = subprocess.Popen(
-            ["jackd", "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
-        subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.environ["JACK_DEFAULT_SERVER"] = self.name
-        os.environ["JACK_NO_START_SERVER"] = "1"
-        return self
-
-    def stop(self) -> None:
-        if "sounddevice" in sys.modules:
-            # PortAudio's JACK host API aborts the interpreter at exit (pa_jack.c Terminate
-            # assertion) when its server is gone: re-initialize it without JACK first.
-            from rtmirror.audio_io import forget_jack
-            forget_jack()
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        os.environ.pop("JACK_DEFAULT_SERVER", None)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent('''
     import sys, torch
     from safetensors.torch import save_file
     from torch import distributed as dist
-    from rtmirror.models.train import Trainer, load_config
+    from rtmirror.models.train.trainer import Trainer, load_config
     cfg = load_config("tiny")
     cfg["init"].update(decoder_epochs=1, encoder_epochs=1)
     cfg["mirror"].update(rounds=1, decoder_epochs=1, encoder_epochs=1, encoder_sup_weight=0.5)
@@ -54,7 +54,7 @@ def test_two_gloo_ranks_stay_in_sync(tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), f"ranks diverged at {k}"
     # the ranks trained (weights moved from the seed's initialization) and rank 0 wrote the run
-    from rtmirror.models.train import Trainer, load_config
+    from rtmirror.models.train.trainer import Trainer, load_config
     torch.set_num_threads(1)
     fresh = Trainer(load_config("tiny"), tmp_path / "unused", progress=False)
     init = {f"encoder.{k}": v for k, v in fresh.encoder.state_dict().items()}

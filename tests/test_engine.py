@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from rtmirror.audio_io import FileInput
-from rtmirror.benchmarks.live import demo_audio, write_probe_model
+from rtmirror.testing.probe import demo_audio, write_probe_model
 from rtmirror.engine import Engine, EngineConfig, Pipeline
-from rtmirror.events import NOTE_OFF, NOTE_ON
+from rtmirror.events import NOTE_ON
 from rtmirror.frontend.config import FrontendConfig
 from rtmirror.midi import MidiEncoder, MidiFileRecorder, MidiOut
 from rtmirror.runtime import EncoderRuntime, ModelError
@@ -147,7 +147,7 @@ def test_stop_mid_note_sends_note_off_and_all_notes_off(probe, tmp_path):
 def test_stop_sends_the_cc_value_the_rate_cap_held_back(probe):
     """A knob moves, the per-controller cap (here one CC every 5 s) holds the new value back,
     the engine stops: the value still reaches the synth, before the All Notes Off."""
-    from rtmirror.ccmap import CCMap
+    from rtmirror.midi.ccmap import CCMap
     runtime = EncoderRuntime(probe)
     cmap = CCMap.from_dict({"midi": {"max_rate_hz": 0.2}})
     eng = Engine(runtime, FileInput(np.zeros(SR * 20, np.float32), SR, block=128, realtime=True),

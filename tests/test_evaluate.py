@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import require
 from rtmirror.events import CONTROL, NOTE_OFF, NOTE_ON, Event
-from rtmirror.models import evaluate as E
+from rtmirror.models.eval import evaluate as E
 
 
 def _melody_notes(rng, n=5):
@@ -142,7 +142,7 @@ def _fluidsynth_ok() -> bool:
         import fluidsynth  # noqa: F401
     except (ImportError, OSError):
         return False
-    from rtmirror.models.heldout import GM_SOUNDFONT
+    from rtmirror.synth.fluid import GM_SOUNDFONT
     return Path(GM_SOUNDFONT).is_file()
 
 
@@ -152,7 +152,7 @@ def test_fluidsynth_piano_plays_the_right_pitch(note):
     require(_fluidsynth_ok(), "FluidSynth + GM sound font (apt: fluidsynth fluid-soundfont-gm; pip: pyfluidsynth)")
     import soxr
 
-    from rtmirror.models.heldout import FluidSynthInstrument
+    from rtmirror.synth.fluid import FluidSynthInstrument
 
     piano = FluidSynthInstrument(program=0)
     ev = [Event(0.1, NOTE_ON, note=note, velocity=110), Event(0.6, NOTE_OFF, note=note)]
@@ -169,12 +169,12 @@ def test_fluidsynth_piano_plays_the_right_pitch(note):
 # ---- the runner end to end ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def exp1_small(tmp_path_factory):
-    from rtmirror.models import heldout as H
+    from rtmirror.models.eval import heldout as H
     return H.get("exp1", 3, tmp_path_factory.mktemp("heldout"), progress=False)
 
 
 def test_heldout_set_is_deterministic_and_consistent(exp1_small, tmp_path):
-    from rtmirror.models import heldout as H
+    from rtmirror.models.eval import heldout as H
     ds = exp1_small
     assert ds.audio.shape == (3, 16000) and ds.truth.shape == (3, 250, 8)
     assert ds.seeds.tolist() == [H.HELDOUT_SEED_BASE + i for i in range(3)]
@@ -262,8 +262,8 @@ def test_eval_cli_end_to_end_with_a_tiny_checkpoint(exp1_small, tmp_path):
 def test_baseline_configs_match_the_mirror_run():
     """The report's baselines: same nets/data/seeds; no-init has no supervised term; the
     supervised-only run gets at least as many optimizer steps as the MirrorNet run."""
-    from rtmirror.models.eval_cli import baseline_configs, plan_steps
-    from rtmirror.models.train import load_config
+    from rtmirror.cli.eval import baseline_configs, plan_steps
+    from rtmirror.models.train.trainer import load_config
 
     base = load_config(str(Path(__file__).parents[1] / "docs" / "report" / "configs" / "exp1-small.toml"))
     cfgs = baseline_configs(base, with_base=True)
@@ -279,9 +279,8 @@ def test_baseline_configs_match_the_mirror_run():
 
 def test_stale_cache_is_rendered_again(exp1_small, tmp_path):
     """A cache made by other code (here: tampered audio) is detected and re-rendered."""
-    import shutil
 
-    from rtmirror.models import heldout as H
+    from rtmirror.models.eval import heldout as H
 
     d = tmp_path / "cache"
     d.mkdir()

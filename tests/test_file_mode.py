@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 
 from rtmirror.audio_io import FileInput
-from rtmirror.benchmarks.live import demo_audio, write_probe_model
+from rtmirror.testing.probe import demo_audio, write_probe_model
 from rtmirror.cli import main
 from rtmirror.engine import Engine, EngineConfig, Pipeline
-from rtmirror.file_cli import process
+from rtmirror.cli.file import process
 from rtmirror.midi import MidiEncoder, MidiOut
 from rtmirror.runtime import EncoderRuntime
 
@@ -86,7 +86,7 @@ def test_file_cli_writes_midi_csv_and_resynthesis(tmp_path, probe, melody):
 def test_file_mode_any_sample_rate(tmp_path, probe):
     """44.1 kHz input: resampled by the pipeline, the same notes within a frame or two."""
     import soxr
-    from rtmirror.benchmarks.live import tone_bursts
+    from rtmirror.testing.probe import tone_bursts
     audio, _ = tone_bursts(6, SR)
     x441 = soxr.resample(audio, SR, 44100).astype(np.float32)
     a = process(Pipeline(EncoderRuntime(probe), SR), audio)
@@ -194,7 +194,7 @@ def test_settle_frames_option_trades_latency(tmp_path):
     import mido
     import soundfile as sf
 
-    from rtmirror.benchmarks.live import demo_audio
+    from rtmirror.testing.probe import demo_audio
     from rtmirror.cli import main
     from rtmirror.controls import ControlSpace
 

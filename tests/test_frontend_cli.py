@@ -6,7 +6,7 @@ import pytest
 import soundfile
 
 from rtmirror.cli import main
-from rtmirror.frontend.cli import frequency_ticks
+from rtmirror.cli.spectrogram import frequency_ticks
 from rtmirror.frontend.filterbank import center_frequencies
 
 

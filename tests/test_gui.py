@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 
 pytest.importorskip("pytestqt")
 
-from rtmirror.ccmap import CCMap  # noqa: E402
+from rtmirror.midi.ccmap import CCMap  # noqa: E402
 from rtmirror.controls import ControlSpace  # noqa: E402
 from rtmirror.frontend.filterbank import center_frequencies  # noqa: E402
 from rtmirror.gui import widgets  # noqa: E402
+from rtmirror.app import LiveOptions  # noqa: E402
 from rtmirror.gui.window import GuiConfig, MainWindow, RecordTap  # noqa: E402
 
 SPACE = ControlSpace.load("live")
@@ -99,8 +100,17 @@ def keep(themed):
 
 
 def make_window(keep, **kw) -> MainWindow:
+    """A window; keywords that name LiveOptions fields (no_midi: no_port) go into its options."""
+    from dataclasses import fields
+
+    from rtmirror.app import LiveOptions
+
+    if "no_midi" in kw:
+        kw["no_port"] = kw.pop("no_midi")
+    live = {f.name for f in fields(LiveOptions)}
+    opts = LiveOptions(**{k: kw.pop(k) for k in list(kw) if k in live})
     kw.setdefault("autostart", False)
-    win = keep(MainWindow(GuiConfig(**kw)))
+    win = keep(MainWindow(GuiConfig(live=opts, **kw)))
     win.resize(1280, 820)
     win.show()
     return win
@@ -271,7 +281,7 @@ def test_window_fed_by_the_engine_shows_its_columns_and_values(themed, qtbot, ke
 def test_notes_the_engine_plays_show_in_the_note_display_and_piano_roll(themed, qtbot, keep, melody_wav, tmp_path):
     """With team L's probe encoder (energy gate + loudest-channel pitch: it plays notes)."""
     pytest.importorskip("onnx")
-    from rtmirror.benchmarks.live import write_probe_model
+    from rtmirror.testing.probe import write_probe_model
 
     probe = write_probe_model(tmp_path / "probe.onnx")
     win = make_window(keep, wav=str(melody_wav), no_midi=True)
@@ -436,7 +446,7 @@ def test_panic_sends_all_notes_off_to_the_midi_port(themed, qtbot, keep, jack_se
 def test_cli_arguments():
     import argparse
 
-    from rtmirror.gui import cli
+    from rtmirror.cli import gui as cli
 
     p = argparse.ArgumentParser()
     cli.add_arguments(p)
@@ -444,7 +454,7 @@ def test_cli_arguments():
     assert (a.wav, a.port, a.channel, a.model) == ("x.wav", "synth", 2, "m.onnx")
     assert cli.run(p.parse_args(["--channel", "17"])) == 2
     with pytest.raises(ValueError):
-        GuiConfig(channel=0)
+        LiveOptions(channel=0)
 
 
 def test_run_gui_without_a_display_says_so_instead_of_aborting(monkeypatch, capsys, melody_wav):
@@ -453,6 +463,6 @@ def test_run_gui_without_a_display_says_so_instead_of_aborting(monkeypatch, caps
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert run_gui(str(melody_wav)) == 2
+    assert run_gui(LiveOptions(wav=str(melody_wav))) == 2
     assert "no display" in capsys.readouterr().err
-    assert run_gui("/nonexistent.wav") == 2
+    assert run_gui(LiveOptions(wav="/nonexistent.wav")) == 2

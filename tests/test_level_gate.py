@@ -123,7 +123,7 @@ def test_file_mode_gate_floor_option(tmp_path):
     import mido
     import soundfile as sf
 
-    from rtmirror.benchmarks.live import demo_audio
+    from rtmirror.testing.probe import demo_audio
     from rtmirror.cli import main
     from rtmirror.controls import ControlSpace
 

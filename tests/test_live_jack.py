@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from midi_checks import note_timeline, notes_balanced as balanced
 
-from rtmirror.benchmarks.live import JackMidiRecorder as Recorder
+from rtmirror.testing.jack import JackMidiRecorder as Recorder
 
 pytestmark = pytest.mark.jack
 
@@ -38,12 +38,12 @@ def jack_env(jack_server, require_portaudio):
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    from rtmirror.benchmarks.live import write_probe_model
+    from rtmirror.testing.probe import write_probe_model
     return write_probe_model(tmp_path_factory.mktemp("probe") / "probe.onnx")
 
 
 def live_engine(device, model, virtual, **kw):
-    from rtmirror.live_cli import LiveOptions, build_engine
+    from rtmirror.app import LiveOptions, build_engine
     return build_engine(LiveOptions(input=str(device), sample_rate=SR, input_channel=0, model=str(model),
                                     midi_api="jack", virtual=virtual, record_all=True,
                                     max_backlog_s=0.5, **kw),   # a loaded CI box must not drop
@@ -52,9 +52,10 @@ def live_engine(device, model, virtual, **kw):
 
 @pytest.mark.parametrize("which", ["probe", "shipped"])
 def test_melody_through_jack(jack_env, probe, which):
-    from rtmirror.benchmarks.live import JackPlayer, demo_audio
+    from rtmirror.testing.jack import JackPlayer
+    from rtmirror.testing.probe import demo_audio
     from rtmirror.engine import Pipeline
-    from rtmirror.file_cli import process
+    from rtmirror.cli.file import process
     from rtmirror.runtime import EncoderRuntime
 
     model = probe if which == "probe" else EncoderRuntime().path
@@ -185,7 +186,7 @@ def test_an_input_that_fails_to_open_leaves_no_midi_port(jack_env, probe, tmp_pa
     with pytest.raises(LookupError, match="no input device matches"):
         live_engine("no-such-microphone", probe, "rtm-leak-a")
     assert jack_ports("rtm-leak-a") == []
-    from rtmirror.live_cli import LiveOptions, build_engine
+    from rtmirror.app import LiveOptions, build_engine
     engine = build_engine(LiveOptions(input=str(jack_env), sample_rate=44100, model=str(probe), midi_api="jack",
                                       virtual="rtm-leak-b", record=str(tmp_path / "x.mid")),
                           on_message=lambda m: None)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtmirror.ccmap import CCMap
+from rtmirror.midi.ccmap import CCMap
 from rtmirror.controls import ControlSpace
 from rtmirror.events import CONTROL, NOTE_OFF, NOTE_ON, PITCH_BEND, Event, sorted_events
 from rtmirror.midi import (

@@ -148,7 +148,7 @@ def test_missing_file_and_not_a_plugin(amsynth_present, tmp_path):
 def _amsynth_map(**changes) -> dict:
     import tomllib
     from importlib import resources
-    d = tomllib.loads(resources.files("rtmirror.synth").joinpath("maps", "amsynth.toml").read_text())
+    d = tomllib.loads(resources.files("rtmirror.resources").joinpath("synth_maps", "amsynth.toml").read_text())
     for k, v in changes.items():
         d["params"][k] = v
     return d

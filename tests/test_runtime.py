@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rtmirror.frontend.config import FrontendConfig
 from rtmirror.manifest import ModelError, load_manifest, read_onnx_header, sha256_file, validate_manifest
 from rtmirror.runtime import EncoderRuntime, default_model_path
 
@@ -240,8 +239,10 @@ def test_sidecar_that_belongs_to_another_model(model_copy):
     side = model_copy.with_suffix(".json")
     m = json.loads(side.read_text())
     m["lookahead"] = m["lookahead"] + 1
+    m["delay"]["lookahead_frames"] += 1          # a consistent manifest, of another model
+    m["delay"]["total_ms"] += m["delay"]["frame_ms"]
     side.write_text(json.dumps(m))
-    with pytest.raises(ModelError, match="disagree on \\['lookahead'\\]"):
+    with pytest.raises(ModelError, match="disagree on \\['delay', 'lookahead'\\]"):
         EncoderRuntime(model_copy)
 
 

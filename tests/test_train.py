@@ -13,8 +13,8 @@ import torch
 
 from conftest import require
 from rtmirror.models import load_checkpoint
-from rtmirror.models.render import Renderer, RenderSpec
-from rtmirror.models.train import Trainer, load_config, merge_config, phase_plan, train
+from rtmirror.synth.render import Renderer
+from rtmirror.models.train.trainer import Trainer, load_config, merge_config, phase_plan, train
 
 AMSYNTH = "/usr/lib/vst/amsynth_vst.so"
 torch.set_num_threads(1)
@@ -158,7 +158,7 @@ def test_config_validation():
 
 
 def test_standardized_knob_loss_weighs_each_knob_by_its_spread():
-    from rtmirror.models.losses import CONSTANT_KNOB_SCALE, knob_scales_from, supervised_loss
+    from rtmirror.models.train.losses import CONSTANT_KNOB_SCALE, knob_scales_from, supervised_loss
     rng = np.random.default_rng(3)
     # (N, T, K): pitch, gate, a constant knob (exp1's velocity), a narrow knob, a wide knob
     truth = np.zeros((4, 50, 5))
@@ -222,7 +222,7 @@ def test_local_pitch_readout_only_where_the_classes_were_trained():
     """The argmax of the pitch classes means something only after the supervised cross-entropy
     (init, the mirror rounds' supervised anchor, or supervised mode); a pure mirror run keeps the
     global read-out it was trained with, unless the config says otherwise."""
-    from rtmirror.models.train import encoder_kwargs
+    from rtmirror.models.train.trainer import encoder_kwargs
     pure = merge_config({"init": {"enabled": False}, "mirror": {"encoder_sup_weight": 0.0}})
     assert encoder_kwargs(pure)["pitch_readout"] == 0
     assert encoder_kwargs(merge_config({"init": {"enabled": False}, "mirror": {"encoder_sup_weight": 0.0},

@@ -1,6 +1,6 @@
 """`rtmirror bench live`: the live engine's cost per frame, its latency, and a soak.
 
-Parts (all in one run, each a flag away):
+Parts (all in one run, each a flag away; the probe encoder and JACK clients are rtmirror.testing's):
   1. compute: processing time per 8 ms frame for frontend + encoder + Performer + MIDI encoding
      (median, p99) and the CPU share of one core, on a rendered melody fed in 128-sample blocks
      (16 kHz, like a JACK period), with the frontend alone measured in the same run as anchor.
@@ -27,118 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-# -- probe encoder --------------------------------------------------------------------------------
-def write_probe_model(path: str | Path, *, lookahead: int = 1, gate_threshold: float = 0.01,
-                      frontend: dict | None = None, control_space: dict | None = None,
-                      n_graph_controls: int | None = None) -> Path:
-    """Write `path` (.onnx) + sidecar manifest of an energy-gate probe encoder (opset 17).
-
-    lookahead 0 or 1. frontend / control_space override the manifest's (defaults: the default
-    FrontendConfig and the "live" set); n_graph_controls != len(space) makes a deliberately
-    mismatched model (for fault tests).
-    """
-    import hashlib
-
-    import onnx
-    from onnx import TensorProto, helper
-
-    from rtmirror.controls import ControlSpace
-    from rtmirror.frontend.config import FrontendConfig
-    from rtmirror.manifest import METADATA_KEY, dumps, embedded_part
-
-    path = Path(path)
-    space = control_space or ControlSpace.load("live").to_dict()
-    fcfg = frontend or FrontendConfig().to_dict()
-    K = len(space["controls"]) if n_graph_controls is None else n_graph_controls
-    shift = int(fcfg.get("shift", -1))
-    names = [c["name"] for c in space["controls"]]
-    f = helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, 128, "T"])
-    out = helper.make_tensor_value_info("controls", TensorProto.FLOAT, [1, K, "T"])
-    nodes, inits = [], []
-
-    def const(name, value, dtype=np.float32):
-        inits.append(onnx.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    inputs, outputs = [f], [out]
-    if lookahead == 1:
-        s_in = helper.make_tensor_value_info("state_0", TensorProto.FLOAT, [1, 128, 1])
-        s_out = helper.make_tensor_value_info("new_state_0", TensorProto.FLOAT, [1, 128, 1])
-        inputs.append(s_in)
-        outputs.append(s_out)
-        nodes += [
-            helper.make_node("Concat", ["state_0", "frames"], ["x_all"], axis=2),
-            helper.make_node("Slice", ["x_all", const("s0", [0], np.int64), const("sm1", [-1], np.int64),
-                                       const("ax2", [2], np.int64)], ["x"]),
-            helper.make_node("Slice", ["x_all", "sm1", const("big", [2**62], np.int64), "ax2"], ["new_state_0"]),
-        ]
-    elif lookahead == 0:
-        nodes.append(helper.make_node("Identity", ["frames"], ["x"]))
-    else:
-        raise ValueError("probe lookahead must be 0 or 1")
-    nodes += [
-        helper.make_node("ReduceMean", ["x"], ["e"], axes=[1], keepdims=1),             # (1, 1, T)
-        helper.make_node("Greater", ["e", const("thr", gate_threshold)], ["g_b"]),
-        helper.make_node("Cast", ["g_b"], ["gate"], to=TensorProto.FLOAT),
-        helper.make_node("ArgMax", ["x"], ["k"], axis=1, keepdims=1),                    # (1, 1, T)
-        helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT),
-        # MIDI note = 69 + 12 * ((k - 31) / 24 + shift); normalized for pitch lo=36, hi=96
-        helper.make_node("Mul", ["kf", const("half", 0.5)], ["k2"]),
-        helper.make_node("Add", ["k2", const("noff", 69 - 15.5 + 12 * shift)], ["note"]),
-        helper.make_node("Sub", ["note", const("lo", 36.0)], ["n0"]),
-        helper.make_node("Div", ["n0", const("span", 60.0)], ["pitch"]),
-        helper.make_node("Mul", ["e", const("zero", 0.0)], ["z"]),
-        helper.make_node("Mul", ["e", const("two", 2.0)], ["e2"]),
-        helper.make_node("Min", ["e2", const("one", 1.0)], ["bright"]),
-    ]
-    cols = []
-    fixed = {"velocity": 0.7, "OSC: Volume2": 0.8, "VCF1: Resonance": 0.2, "ENV1: Attack": 0.3,
-             "ENV1: Decay": 0.4}
-    for j in range(K):
-        name = names[j] if j < len(names) else f"extra{j}"
-        if name == "pitch":
-            cols.append("pitch")
-        elif name == "gate":
-            cols.append("gate")
-        elif name == "VCF1: Frequency":
-            cols.append("bright")
-        else:
-            nodes.append(helper.make_node("Add", ["z", const(f"c{j}", fixed.get(name, 0.5))], [f"col{j}"]))
-            cols.append(f"col{j}")
-    nodes.append(helper.make_node("Concat", cols, ["controls"], axis=1))
-    graph = helper.make_graph(nodes, "rtmirror_probe", inputs, outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-
-    n_state = 1 if lookahead == 1 else 0
-    manifest = {
-        "format_version": 1, "kind": "rtmirror.encoder", "rtmirror_version": "0.1.0", "opset": 17,
-        "n_controls": len(space["controls"]), "lookahead": lookahead, "control_space": space,
-        "frontend": fcfg, "synth": "builtin",
-        "step": {"inputs": ["frames"] + [f"state_{i}" for i in range(n_state)],
-                 "outputs": ["controls"] + [f"new_state_{i}" for i in range(n_state)],
-                 "state_shapes": [[1, 128, 1]] * n_state, "frames_input": "frames",
-                 "controls_output": "controls"},
-        "training": {"config_name": "probe (energy gate, loudest-channel pitch; not trained)"},
-    }
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, dumps(embedded_part(manifest))
-    data = model.SerializeToString()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    manifest["sha256"] = hashlib.sha256(data).hexdigest()
-    path.with_suffix(".json").write_text(dumps(manifest) + "\n")
-    return path
-
-
-def demo_audio(space, seconds: float, sr: int = 16000, seed: int = 1):
-    """(audio at sr, Melody): a general melody played by the built-in voice."""
-    from rtmirror.synth import make_synth
-    from rtmirror.synth.melody import general_melody
-    mel = general_melody(np.random.default_rng(seed), space, duration_s=seconds)
-    return make_synth("builtin", space, sample_rate=sr).render(mel.events, mel.duration_s), mel
+from rtmirror.testing.jack import JackMidiRecorder, JackPlayer
+from rtmirror.testing.probe import demo_audio, melody_onsets, tone_bursts, write_probe_model
 
 
 def cochlear_group_delay_ms(frontend) -> dict:
@@ -243,33 +133,12 @@ def bench_latency_jack(runs: list[tuple], rate: int = 16000, period: int = 128) 
         os.environ.pop("JACK_DEFAULT_SERVER", None)
 
 
-def melody_onsets(mel, sr: int, lead_s: float = 0.5, gap_s: float = 0.03):
-    """(audio with lead_s of silence first, onset samples of the notes that follow a rest)."""
-    onsets = [n[0] for n, prev in zip(mel.notes, [None] + mel.notes[:-1])
-              if prev is None or n[0] - prev[1] >= gap_s]
-    return (np.asarray(onsets) + lead_s) * sr
-
-
-def tone_bursts(n: int, sr: int, on_s: float = 0.25, off_s: float = 0.35, f0: float = 220.0):
-    """n saw-ish bursts separated by silence -> (audio, onset sample indices)."""
-    t = np.arange(int(on_s * sr)) / sr
-    burst = (0.3 * np.sin(2 * np.pi * f0 * t) + 0.15 * np.sin(4 * np.pi * f0 * t)).astype(np.float32)
-    gap = np.zeros(int(off_s * sr), np.float32)
-    lead = np.zeros(int(0.5 * sr), np.float32)           # let the AGC and the stream settle
-    parts, onsets, pos = [lead], [], len(lead)
-    for _ in range(n):
-        onsets.append(pos)
-        parts += [burst, gap]
-        pos += len(burst) + len(gap)
-    return np.concatenate(parts), np.asarray(onsets)
-
-
 def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int,
                          collect_messages: bool = False, settle_frames: int | None = None) -> dict:
     """With a JACK server running: engine on PortAudio's JACK input, player + MIDI recorder;
     latency of the first note-on at or after each onset (within 300 ms)."""
     from rtmirror import audio_io
-    from rtmirror.live_cli import LiveOptions, build_engine
+    from rtmirror.cli.live import LiveOptions, build_engine
 
     audio_io.rescan()
     dev = next(d for d in audio_io.list_input_devices() if "JACK" in d["hostapi"])
@@ -312,190 +181,6 @@ def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int
     if collect_messages:
         out["messages"] = got
     return out
-
-
-class _JackTime:
-    """JACK's microsecond clock (the one RtMidi stamps with) and its map to frames, which the
-    JACK-Client binding does not expose: called through ctypes on the already loaded libjack."""
-
-    def __init__(self, client):
-        import ctypes
-        import ctypes.util
-
-        import jack
-        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
-        lib.jack_get_time.restype = ctypes.c_uint64
-        lib.jack_get_time.argtypes = []
-        lib.jack_time_to_frames.restype = ctypes.c_uint32
-        lib.jack_time_to_frames.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
-        self._lib = lib
-        self._client = client   # the pointer below is valid while the client is open
-        self._ptr = ctypes.c_void_p(int(jack._ffi.cast("uintptr_t", client._ptr)))
-
-    def now_us(self) -> int:
-        return int(self._lib.jack_get_time())
-
-    def frame_at(self, time_us: int) -> int:
-        return int(self._lib.jack_time_to_frames(self._ptr, time_us))
-
-
-class JackMidiRecorder:
-    """Records the JACK MIDI output port whose name contains `port_substring`: `got` holds
-    (JACK frame of arrival, message bytes) in order.
-
-    No Python code runs in JACK's process cycle: RtMidi queues each message there (C, no GIL)
-    with the delta of jack_get_time() since the previous one, and a thread here drains the
-    queue. (A python-rtmidi callback takes the GIL inside the cycle; on a loaded machine it runs
-    late, JACK skips the client's next cycle and that cycle's messages are lost: CI saw one CC
-    go missing in 600.) The deltas put every message on one time line; its origin is the
-    smallest (drain time - time line position) over the messages, i.e. the one drained soonest,
-    so an arrival frame is late by at most that message's drain delay (~1 ms poll).
-    """
-
-    def __init__(self, port_substring: str, name: str = "recorder", timeout: float = 10.0):
-        import threading
-
-        import jack
-        import rtmidi
-        self.clock = jack.Client(f"{name}-clock", no_start_server=True)
-        self._jack_time = _JackTime(self.clock)
-        self.midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name, queue_size_limit=16384)
-        self._raw: list[tuple[int, int, tuple]] = []     # (time line us, drained at us, message)
-        self._line_us = 0
-        self._closed_got: list | None = None   # frozen by close(): the clock maps no more then
-        self._running = True
-        ports = self.midi.get_ports()
-        match = [i for i, p in enumerate(ports) if port_substring in p]
-        if not match:
-            self.clock.close()
-            raise LookupError(f"no JACK MIDI port contains {port_substring!r} (ports: {ports})")
-        self.midi.open_port(match[0], "in")
-        self._thread = threading.Thread(target=self._drain, name=f"{name}-drain", daemon=True)
-        self._thread.start()
-        if not self._wait_connected(port_substring, timeout):
-            self.close()
-            raise TimeoutError(f"JACK never connected {port_substring!r}")
-
-    def _take(self, item) -> None:
-        """One (message, seconds since the previous one) from RtMidi's queue onto the time line."""
-        msg, delta = item
-        self._line_us += round(delta * 1e6)
-        self._raw.append((self._line_us, self._jack_time.now_us(), tuple(msg)))
-
-    def _drain(self) -> None:
-        while self._running:
-            item = self.midi.get_message()
-            if item is None:
-                time.sleep(0.001)
-            else:
-                self._take(item)
-
-    def _wait_connected(self, port_substring: str, timeout: float) -> bool:
-        """JACK lists a connection before the running graph uses it (messages sent in between
-        are lost, seen on loaded machines): wait until it is listed, then three periods of the
-        server's frame clock."""
-        c, t0 = self.clock, time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            ports = [p for p in c.get_ports(is_midi=True, is_output=True) if port_substring in p.name]
-            if len(ports) == 1 and c.get_all_connections(ports[0]):
-                f0 = c.last_frame_time
-                while c.last_frame_time - f0 < 3 * c.blocksize and time.monotonic() - t0 < timeout:
-                    time.sleep(0.005)
-                return c.last_frame_time - f0 >= 3 * c.blocksize
-            time.sleep(0.01)
-        return False
-
-    @property
-    def messages(self) -> list[tuple]:
-        return [m for _, _, m in list(self._raw)]
-
-    @property
-    def got(self) -> list[tuple[int, tuple]]:
-        """(JACK frame of arrival, message) for everything received so far (after close(): all)."""
-        if self._closed_got is not None:
-            return self._closed_got
-        raw = list(self._raw)
-        if not raw:
-            return []
-        origin = min(drained - line for line, drained, _ in raw)
-        return [(self._jack_time.frame_at(origin + line), m) for line, _, m in raw]
-
-    def wait_for(self, pred, timeout: float = 10.0) -> bool:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if any(pred(m) for m in self.messages):
-                return True
-            time.sleep(0.01)
-        return False
-
-    def wait_count(self, n: int, timeout: float = 5.0) -> bool:
-        """Until n messages arrived (what was sent crosses JACK within a few periods; a loaded
-        machine may delay the cycles)."""
-        t0 = time.monotonic()
-        while len(self._raw) < n and time.monotonic() - t0 < timeout:
-            time.sleep(0.01)
-        return len(self._raw) >= n
-
-    def close(self) -> None:
-        """Stops draining (what is queued by then is kept) and closes both clients."""
-        time.sleep(0.005)
-        self._running = False
-        self._thread.join(1.0)
-        while (item := self.midi.get_message()) is not None:
-            self._take(item)
-        self.midi.close_port()
-        self._closed_got = self.got
-        self.clock.close()
-
-
-class JackPlayer:
-    """A JACK client with one output port that plays a mono array once, from a chosen period."""
-
-    def __init__(self, audio: np.ndarray, name: str = "player"):
-        import jack
-        self.client = jack.Client(name, no_start_server=True)
-        self.port = self.client.outports.register("out")
-        self.audio = np.asarray(audio, np.float32)
-        self.pos = -1                      # -1: silent until play()
-        self.start_frame = None
-        self.done = False
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-
-    def _process(self, frames: int) -> None:
-        buf = self.port.get_array()
-        if self.pos < 0 or self.done:
-            buf[:] = 0.0
-            return
-        if self.start_frame is None:
-            self.start_frame = self.client.last_frame_time
-        chunk = self.audio[self.pos:self.pos + frames]
-        buf[:len(chunk)] = chunk
-        buf[len(chunk):] = 0.0
-        self.pos += frames
-        if self.pos >= len(self.audio):
-            self.done = True
-
-    def connect_to_portaudio(self) -> str:
-        """Connect to the PortAudio input port of the open stream ('PortAudio:in_0', then in_1 for
-        the next stream of the process, ...): the newest one."""
-        targets = [p for p in self.client.get_ports(is_audio=True, is_input=True) if p.name.startswith("PortAudio")]
-        if not targets:
-            raise RuntimeError(f"no PortAudio input port in JACK: {[p.name for p in self.client.get_ports()]}")
-        target = max(targets, key=lambda p: int(p.name.rsplit("_", 1)[-1]) if p.name[-1].isdigit() else -1)
-        self.client.connect(self.port, target)
-        return target.name
-
-    def play(self) -> int:
-        """Start at the next period; returns the JACK frame time of the first sample."""
-        self.pos = 0
-        while self.start_frame is None:
-            time.sleep(0.001)
-        return self.start_frame
-
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
 
 
 class NoteChecker:

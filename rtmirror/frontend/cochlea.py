@@ -21,15 +21,16 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 
 import numba
 import numpy as np
 from numba import njit
 
-from . import _cell_kernels as cells
-from . import _filters_x4 as filters_x4
-from . import _filters_x8 as filters_x8
-from ._simd import default_lanes
+from rtmirror.frontend.generated import cell_kernels as cells
+from rtmirror.frontend.generated import filters_x4
+from rtmirror.frontend.generated import filters_x8
+from rtmirror.frontend._simd import default_lanes
 from .config import FrontendConfig
 from .filterbank import LANE_WIDTHS, MAX_ORDER, N_FILTERS, filter_layout, group_delay_samples, grouped_coefficients
 
@@ -236,11 +237,10 @@ def _ensure_compiled(lanes: int) -> None:
     with _compile_lock:
         if lanes in _compiled:
             return
-        # loading from the cache takes < 1 s; a compile says so rather than leaving the user waiting
-        notice = threading.Timer(2.0, lambda: print(
-            "rtmirror: compiling the cochlear frontend for this CPU (first use: about a minute of CPU, "
-            "cached afterwards) ...", file=sys.stderr, flush=True))
-        notice.daemon = True
+        # loading from the cache takes < 1 s; a compile shows a progress bar rather than leaving
+        # the user waiting (numba gives no progress of its own: the bar follows the elapsed time
+        # against the typical compile time)
+        notice = _CompileProgress()
         notice.start()
         old = numba.core.config.SLP_VECTORIZE
         numba.core.config.SLP_VECTORIZE = 1
@@ -252,6 +252,35 @@ def _ensure_compiled(lanes: int) -> None:
             notice.cancel()
             numba.core.config.SLP_VECTORIZE = old
         _compiled.add(lanes)
+
+
+class _CompileProgress(threading.Thread):
+    """After 2 s without the kernels loaded from cache: a bar on stderr over the typical compile
+    time (~60 s of CPU), ticking once a second until cancel()."""
+
+    TYPICAL_S = 60
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        if self._done.wait(2.0):
+            return
+        from tqdm import tqdm
+
+        with tqdm(total=self.TYPICAL_S, desc="rtmirror: compiling the cochlear frontend (first use, cached after)",
+                  unit="s", file=sys.stderr, leave=False, bar_format="{desc}: {bar} {n:.0f}/~{total} s") as bar:
+            t0 = time.monotonic()
+            while not self._done.wait(1.0):
+                bar.n = min(self.TYPICAL_S - 1, time.monotonic() - t0)
+                bar.refresh()
+        print("rtmirror: cochlear frontend compiled and cached", file=sys.stderr, flush=True)
+
+    def cancel(self) -> None:
+        self._done.set()
+        if self.is_alive():
+            self.join(2.0)
 
 
 class _CochleaState:

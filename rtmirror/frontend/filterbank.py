@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-TABLE_PATH = Path(__file__).with_name("cochba.npz")
+TABLE_PATH = Path(__file__).resolve().parents[1] / "resources" / "cochba.npz"
 N_FILTERS = 129  # the table's channels; lateral inhibition leaves 128
 
 

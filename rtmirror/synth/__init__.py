@@ -1,8 +1,12 @@
-"""rtmirror.synth: the synthesizers in the loop.
+"""rtmirror.synth: the synthesizers, and the one registry that names them.
 
-`make_synth("builtin" | "path/to/plugin.so|.vst3|.dll|.vst", space, sample_rate=None) -> Synth`.
-The built-in voice needs only numpy + numba; PluginSynth (DawDreamer) is imported only when a
-plugin is asked for, so the live path never loads DawDreamer.
+`make_synth(spec, space, sample_rate=None) -> Synth`, spec one of
+  "builtin"                            the built-in voice (numpy + numba)
+  "path/to/plugin.so|.vst3|.dll|.vst"  any VST instrument through DawDreamer + a parameter map
+  "fluidsynth:PROGRAM[@FONT.sf2]"      a General MIDI program of a sound font (notes only)
+Data, training, evaluation and the benchmarks name synths this way and render through
+rtmirror.synth.render. PluginSynth (DawDreamer) and FluidSynth are imported only when asked
+for, so the live path never loads them.
 """
 from __future__ import annotations
 
@@ -24,14 +28,22 @@ def make_synth(spec: str, space: ControlSpace, sample_rate: int | None = None, *
     "amsynth", a TOML path, or a dict), by default the shipped map named after the plugin file;
     `reuse_engine` trades a plugin's reproducibility for speed (see PluginSynth)."""
     spec = str(spec)
+    if spec.startswith("fluidsynth:"):
+        from rtmirror.synth.fluid import GM_SOUNDFONT, FluidSynthInstrument
+        program, _, font = spec[len("fluidsynth:"):].partition("@")
+        try:
+            prog = int(program)
+        except ValueError:
+            raise ValueError(f"synth {spec!r}: expected fluidsynth:PROGRAM (0..127)[@FONT.sf2]") from None
+        return FluidSynthInstrument(program=prog, sample_rate=sample_rate or 44100, soundfont=font or GM_SOUNDFONT)
     if spec == "builtin":
         return BuiltinVoice(space, sample_rate=sample_rate or 8000)
     if spec.lower().endswith(PLUGIN_SUFFIXES):
         from rtmirror.synth.plugin import PluginSynth, default_map_for
         return PluginSynth(spec, space, param_map if param_map is not None else default_map_for(spec),
                            sample_rate=sample_rate or 44100, reuse_engine=reuse_engine)
-    raise ValueError(f"unknown synth {spec!r}: use 'builtin' or a plugin path ending in "
-                     f"{', '.join(PLUGIN_SUFFIXES)}")
+    raise ValueError(f"unknown synth {spec!r}: use 'builtin', 'fluidsynth:PROGRAM[@FONT.sf2]' or a "
+                     f"plugin path ending in {', '.join(PLUGIN_SUFFIXES)}")
 
 
 def __getattr__(name: str):

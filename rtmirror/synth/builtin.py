@@ -5,7 +5,7 @@
 
 It follows DIVA's control names, ranges and signal flow; it is not DIVA's sound (docs/SYNTHS.md).
 Normalized control values become physical units through the control space's mappings
-(rtmirror/data/control_sets.toml); the kernel below only sees Hz, seconds and levels.
+(rtmirror/resources/control_sets.toml); the kernel below only sees Hz, seconds and levels.
 
 Timing is sample-accurate: an event at time t acts at sample round(t * sr), before that sample
 is computed. Each render starts from silence with fresh state, so it is deterministic.
@@ -58,7 +58,7 @@ _EV_CONTROL, _EV_NOTE_ON, _EV_NOTE_OFF, _EV_BEND = 0, 1, 2, 3
 @lru_cache(maxsize=1)
 def _shipped_controls() -> dict[str, Control]:
     """Declared controls of the shipped control_sets.toml, by name (for patch values outside a set)."""
-    data = tomllib.loads(resources.files("rtmirror.data").joinpath("control_sets.toml").read_text())
+    data = tomllib.loads(resources.files("rtmirror.resources").joinpath("control_sets.toml").read_text())
     out = {}
     for name, fields in data.get("controls", {}).items():
         if fields.get("role", "knob") == "knob":

@@ -34,7 +34,6 @@ import numpy as np
 
 from rtmirror.controls import ControlSpace
 from rtmirror.frontend.config import FrontendConfig
-from rtmirror.performer import events_to_frames
 from rtmirror.synth.melody import make_melody
 
 FORMAT = "rtmirror-melody-dataset"
@@ -118,36 +117,26 @@ _SYNTH_CACHE: dict = {}
 def _synth_for(cfg: DatasetConfig):
     key = (cfg.synth, json.dumps(cfg.space, sort_keys=True), cfg.param_map)
     if key not in _SYNTH_CACHE:
-        from rtmirror.synth import make_synth
-        fe = cfg.frontend_config
-        if cfg.synth == "builtin":
-            synth = make_synth("builtin", cfg.control_space, sample_rate=fe.sample_rate)
-        else:
-            synth = make_synth(cfg.synth, cfg.control_space, param_map=cfg.param_map)
+        from rtmirror.synth.render import make_any_synth
+        synth = make_any_synth(cfg.synth, cfg.control_space, cfg.frontend_config, cfg.param_map)
         _SYNTH_CACHE.clear()
         _SYNTH_CACHE[key] = synth
     return _SYNTH_CACHE[key]
 
 
 def render_melody(cfg: DatasetConfig, i: int) -> dict:
-    """Melody i of the dataset -> dict(audio (n,), spec (T,128), controls (T,K), notes (n_notes,4))."""
+    """Melody i of the dataset -> dict(audio (n,), spec (T,128), controls (T,K), notes (n_notes,4)),
+    through the one render path (rtmirror.synth.render)."""
     from rtmirror.frontend import wav2aud
+    from rtmirror.synth.render import render_audio, truth_frames
 
     space, fe = cfg.control_space, cfg.frontend_config
     mel = make_melody(cfg.kind, np.random.default_rng([cfg.seed, i]), space, cfg.duration_s, seed=i,
                       frame_rate=fe.frame_rate)
-    synth = _synth_for(cfg)
-    x = np.asarray(synth.render(mel.events, cfg.duration_s), dtype=np.float32)
-    if synth.sample_rate != fe.sample_rate:
-        import soxr
-        x = soxr.resample(x, synth.sample_rate, fe.sample_rate, quality="HQ").astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise RuntimeError(f"synth {cfg.synth!r} rendered non-finite audio for melody {i}")
-    audio = np.zeros(cfg.n_samples, np.float32)   # exact length whatever the resampler returns
-    audio[: min(len(x), cfg.n_samples)] = x[: cfg.n_samples]
-    spec = wav2aud(audio, fe)
-    controls = events_to_frames(mel.events, cfg.n_frames, space, fe.frame_rate)
-    return {"audio": audio, "spec": spec, "controls": controls, "notes": mel.notes_array()}
+    audio = render_audio(_synth_for(cfg), mel.events, cfg.duration_s, fe.sample_rate,
+                         what=f"synth {cfg.synth!r}, melody {i}")
+    controls = truth_frames(mel.events, len(audio), fe.sample_rate, fe.frame_rate, space)
+    return {"audio": audio, "spec": wav2aud(audio, fe), "controls": controls, "notes": mel.notes_array()}
 
 
 def _sha256(path: Path) -> str:

@@ -1,6 +1,6 @@
 """PluginSynth: any VST2/VST3 instrument as a `Synth`, through DawDreamer (RenderMan's successor).
 
-A parameter map (TOML, see rtmirror/synth/maps/*.toml and docs/SYNTHS.md) says how rtmirror's
+A parameter map (TOML, see rtmirror/resources/synth_maps/*.toml and docs/SYNTHS.md) says how rtmirror's
 controls reach the plugin:
 
     [plugin]
@@ -125,8 +125,8 @@ class ParamMap:
             return cls.from_dict(spec)
         spec = str(spec)
         if spec in SHIPPED_MAPS:
-            text = resources.files("rtmirror.synth").joinpath("maps", f"{spec}.toml").read_text()
-            return cls.from_dict(tomllib.loads(text), source=f"maps/{spec}.toml")
+            text = resources.files("rtmirror.resources").joinpath("synth_maps", f"{spec}.toml").read_text()
+            return cls.from_dict(tomllib.loads(text), source=f"synth_maps/{spec}.toml")
         p = Path(spec)
         if not p.is_file():
             raise FileNotFoundError(f"parameter map not found: {spec} (shipped maps: {', '.join(SHIPPED_MAPS)})")

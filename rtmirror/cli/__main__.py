@@ -1,0 +1,5 @@
+import sys
+
+from rtmirror.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""Option groups that several subcommands share (live, gui, file, demo), defined once."""
+from __future__ import annotations
+
+import argparse
+
+MIDI_APIS = ("alsa", "jack", "coremidi", "winmm")
+
+
+def add_note_options(p: argparse.ArgumentParser) -> None:
+    """The note-making options `live`, `gui` and `file` share."""
+    p.add_argument("--pitch-bend", action="store_true", help="send pitch bend for glides/vibrato (range: the CC map's bend_range)")
+    p.add_argument("--legato", action="store_true", help="on a pitch change, new note-on before the old note-off (mono legato)")
+    p.add_argument("--settle-frames", type=int, default=None, metavar="N",
+                   help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default: the "
+                        "model's rule, 1 for the shipped model; 0: lowest latency, more short extra notes; "
+                        "4-6: fewest extra notes, for transcription; docs/PERFORMER.md)")
+    p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
+                   help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
+                        "of the tracked room noise; closes 6 dB lower (default -75)")
+
+
+def add_engine_options(p: argparse.ArgumentParser, *, wav_flag: bool = True) -> None:
+    """Every option of a live engine (`rtmirror live`; `rtmirror gui` takes the same)."""
+    p.add_argument("--input", metavar="DEV", help="audio input device (index or name; default: system default)")
+    if wav_flag:
+        p.add_argument("--wav", metavar="FILE", help="play a WAV file through the engine at real-time pace instead")
+    p.add_argument("--sample-rate", type=int, help="input sample rate (default: the device's)")
+    p.add_argument("--input-channel", type=int, help="use this input channel, 1-based (default: mono mix)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--port", metavar="NAME", help="send to this existing MIDI port (index or name)")
+    g.add_argument("--virtual", metavar="NAME", default="rtmirror", help="open a virtual MIDI port (default 'rtmirror')")
+    p.add_argument("--channel", type=int, default=1, help="MIDI channel 1..16 (default 1)")
+    p.add_argument("--model", metavar="PATH", help="encoder .onnx (default: the shipped model)")
+    p.add_argument("--cc-map", metavar="FILE", help="CC map TOML (default: GM sound controllers, see docs/LIVE.md)")
+    p.add_argument("--record", metavar="OUT.mid", help="also record what is sent to a MIDI file")
+    p.add_argument("--controls", metavar="OUT.csv", help="also write frame-level controls to a CSV")
+    p.add_argument("--midi-api", choices=MIDI_APIS,
+                   help="MIDI API (default: $RTMIRROR_MIDI_API, else ALSA if /dev/snd/seq exists, else JACK)")
+    add_note_options(p)
+    p.add_argument("--stop-on-port-loss", action="store_true", help="stop when the MIDI port disappears (default: report, keep running)")
+    p.add_argument("--print-midi", action="store_true", help="print every MIDI message sent")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")

@@ -279,7 +279,7 @@ def test_window_fed_by_the_engine_shows_its_columns_and_values(themed, qtbot, ke
 
 
 def test_notes_the_engine_plays_show_in_the_note_display_and_piano_roll(themed, qtbot, keep, melody_wav, tmp_path):
-    """With team L's probe encoder (energy gate + loudest-channel pitch: it plays notes)."""
+    """With the probe encoder (energy gate + loudest-channel pitch: it plays notes)."""
     pytest.importorskip("onnx")
     from rtmirror.testing.probe import write_probe_model
 

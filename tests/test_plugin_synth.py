@@ -128,7 +128,7 @@ def test_diva_map_is_identity_on_diva_names():
         rule = m.rules[control.name]
         assert rule.param == control.name
         assert plugin_value(rule, 0.37, space) == pytest.approx(0.37)
-    # the paper's fixed overrides (../shared/MIRRORNET.md "Data")
+    # the paper's fixed overrides (the MirrorNet paper's data section, arXiv 2110.05695)
     assert m.defaults["ENV1: Sustain"] == 0.0
     assert m.defaults["OSC: Volume1"] == 0.0 and m.defaults["OSC: Volume3"] == 0.0
 

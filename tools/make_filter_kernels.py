@@ -59,7 +59,7 @@ def filters_output(lanes: int) -> Path:
 
 # Orders up to this read and write their state as a (groups, MAX_ORDER * lanes) row at literal
 # offsets, zg = z[g]; zg[k * lanes + l]: fewer address computations per group than z[g, k, l]
-# (0.15-0.25 us less per kernel call, the same sample loop, and less to compile; team F7). The
+# (0.15-0.25 us less per kernel call, the same sample loop, and less to compile). The
 # higher ones keep z[g, k, l] on the (groups, MAX_ORDER, lanes) view: with the 2-D state
 # LLVM's SLP vectorizer built their state loads from shuffles (order 24: 55 shuffles instead of 4).
 ROW_STATE_MAX_ORDER = 15
@@ -268,7 +268,7 @@ def cell_source() -> str:
         f"SIGMOID, STEP, HALF_WAVE = {SIGMOID}, {STEP}, {HALF_WAVE}",
     ]
     # channel 128 (only the lateral inhibition of channel 127 reads it) gets its own 1-channel pass rather
-    # than a 33-channel copy of the 32-channel one: ~5 s less first-use compile (team F7)
+    # than a 33-channel copy of the 32-channel one: ~5 s less first-use compile
     parts = [haircell_source(BLOCK), haircell_source(1), integrate_source(BLOCK)]
     return "\n".join(head + parts) + "\n"
 

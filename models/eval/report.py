@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Targets of issue 4 (exp1, built-in voice, >= 200 held-out melodies; exp3 piano).
+# The MirrorNet targets (exp1, built-in voice, >= 200 held-out melodies; exp3 piano).
 EXP1_TARGETS = [
     ("note F1", "note_f1", 0.95),
     ("frame pitch accuracy", "frame_pitch_acc", 0.98),
@@ -213,7 +213,7 @@ def write_wav(path: Path, audio, sample_rate: int) -> None:
 # Markdown
 # ---------------------------------------------------------------------------------------------
 def _targets_section(results: dict, main_exp1: str | None, supervised: str | None) -> list[str]:
-    lines = ["## Targets (issue 4) — reached or not", ""]
+    lines = ["## Targets — reached or not", ""]
     exp1 = {m: sets["exp1"] for m, sets in results.items() if "exp1" in sets}
     if main_exp1 not in exp1:
         lines += ["No exp1 MirrorNet model was evaluated on exp1, so the exp1 targets are not measured.", ""]

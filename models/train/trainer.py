@@ -1,4 +1,5 @@
-"""MirrorNet training: the paper's regimen with the real synth in the loop (../shared/MIRRORNET.md).
+"""MirrorNet training: the paper's regimen with the real synth in the loop (Siriwardena, Marion &
+Shamma, "The MirrorNet", ICASSP 2022, arXiv 2110.05695; docs/TRAINING.md).
 
     phases = decoder_init  D learns random-control renders: truth controls -> spec
              encoder_init  ("init" only) E learns the same renders supervised (masked losses)

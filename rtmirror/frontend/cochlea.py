@@ -75,7 +75,7 @@ def _params(cfg: FrontendConfig) -> np.ndarray:
 # One float64 buffer holds the kernel's coefficients, state, scratch and output frames (offsets in
 # float64 elements, each a multiple of 8 = 64 bytes), so that a call passes 2 arrays (the block and
 # this buffer) instead of 13: Numba's dispatcher pays for every array argument (with 13 and the
-# float64 copy of each block, ~6.6 us per process() call; 4 arrays ~2.8 us; 2 arrays ~2.4 us, team F6).
+# float64 copy of each block, ~6.6 us per process() call; 4 arrays ~2.8 us; 2 arrays ~2.4 us).
 def _aligned(n: int) -> int:
     return -(-n // 8) * 8
 
@@ -230,7 +230,7 @@ def _ensure_compiled(lanes: int) -> None:
     """Compile (or load from numba's cache) the kernel of that width (float32 and float64 input)
     with LLVM's SLP vectorizer on: it packs the generated filters' per-lane scalars into SIMD
     registers (numba leaves SLP off by default, NUMBA_SLP_VECTORIZE). First use on a machine (or
-    after an edit of this file or a generated kernel module): about a minute of CPU (team F7), then
+    after an edit of this file or a generated kernel module): about a minute of CPU, then
     cached. Only the width in use is compiled."""
     if lanes in _compiled:
         return

@@ -30,7 +30,8 @@ PARAM_NAMES = ("OSC: Volume2", "VCF1: Frequency", "VCF1: Resonance", "ENV1: Atta
                "ENV1: Sustain", "ENV1: Release", "LFO1: Rate", "OSC: Vibrato", "LFO1: Phase")
 
 # Normalized defaults for controls that neither an event nor the space's patch sets:
-# DIVA's base patch (../shared/reference/diva_base_patch.json) for these parameters.
+# DIVA's base patch as the MirrorNet reference implementation ships it (Siriwardena et al.,
+# arXiv 2110.05695; its diva base patch file) for these parameters.
 DEFAULTS = {
     "OSC: Volume2": 1.0, "VCF1: Frequency": 0.5833333333333334, "VCF1: Resonance": 0.0,
     "ENV1: Attack": 0.01, "ENV1: Decay": 0.5, "ENV1: Sustain": 1.0, "ENV1: Release": 0.2,

@@ -37,7 +37,7 @@ MIDI buffer with one tick per sample (sample-accurate).
 Each render uses a fresh engine by default (loading amsynth takes 0.1-0.8 s here), so the same
 events give the same audio. `reuse_engine=True` keeps one engine (a 2 s melody then renders in
 ~25 ms) at the price of reproducibility: voice, filter and LFO state carry over between renders
-(../shared/PLATFORM.md).
+(measured with amsynth: a fresh engine is bit-reproducible, a reused one is not).
 """
 from __future__ import annotations
 

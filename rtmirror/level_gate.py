@@ -10,15 +10,28 @@ the gate off unless a frame's RMS is above both
     within a frame, while a sung note (far above what preceded it) passes at its first frame.
 Hysteresis: an open gate closes only `hysteresis_db` below the opening threshold.
 
+Digital silence is not a room: a frame that is mostly exact zeros (a muted input, an interface
+that starts with zeros, a dropout) keeps the gate closed and lowers the noise-floor estimate no
+further than a quiet room (`silence_room_dbfs`). Before, a second of zeros dragged it to -200 dBFS,
+and the 6 dB/s climb back let room noise play notes for half a minute; from a quiet room the
+climb to room noise or hum takes seconds. (A faster climb after silence would learn a note that
+starts right after it as the room, so the gate would close on it.) Dips shorter than DIP_FRAMES
+(a 20 ms dropout, smeared by the resampler into near-silence) do not lower the estimate. The
+estimate never falls below `noise_min_dbfs` (near-silence such as dither).
+
 Frames are the frontend's: frame i covers samples [i*hop, (i+1)*hop) at the model's rate, the
 same framing as CochlearStream, and any block partition gives the same flags (state carried).
 """
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
+
+DIP_FRAMES = 4   # 32 ms at 8 ms frames: a shorter dip does not lower the noise estimate
 
 
 @dataclass(frozen=True)
@@ -29,16 +42,22 @@ class LevelGateConfig:
     hysteresis_db: float = 6.0          # the relative part closes this much lower
     noise_rise_db_per_s: float = 6.0    # how fast the noise-floor estimate may rise
     noise_start_dbfs: float = -40.0     # the estimate before any input: assume a noisy room
+    noise_min_dbfs: float = -100.0      # the estimate never falls below this
+    zero_fraction: float = 0.25         # frames with more exact-zero samples than this are digital silence
+    silence_room_dbfs: float = -66.0    # digital silence lowers the estimate to this at most
 
     def __post_init__(self) -> None:
         values = (self.open_dbfs, self.close_dbfs, self.hysteresis_db, self.noise_rise_db_per_s,
-                  self.noise_start_dbfs, 0.0 if self.margin_db is None else self.margin_db)
+                  self.noise_start_dbfs, self.noise_min_dbfs, self.zero_fraction, self.silence_room_dbfs,
+                  0.0 if self.margin_db is None else self.margin_db)
         if not all(math.isfinite(v) for v in values):
             raise ValueError("level gate settings must be finite numbers")
         if self.close_dbfs > self.open_dbfs:
             raise ValueError(f"close_dbfs ({self.close_dbfs}) must not exceed open_dbfs ({self.open_dbfs})")
         if self.hysteresis_db < 0 or self.noise_rise_db_per_s < 0:
             raise ValueError("hysteresis_db and noise_rise_db_per_s must be >= 0")
+        if not (0.0 <= self.zero_fraction < 1.0):
+            raise ValueError(f"zero_fraction must be in [0, 1), got {self.zero_fraction}")
 
 
 class LevelGate:
@@ -48,11 +67,15 @@ class LevelGate:
         self.hop = int(hop)
         self.cfg = cfg or LevelGateConfig()
         self._rise_per_frame = self.cfg.noise_rise_db_per_s / float(frame_rate)
+
         self.reset()
 
     def reset(self) -> None:
         self._acc = 0.0          # sum of squares of the frame in progress
         self._fill = 0           # samples in the frame in progress
+        self._zeros = 0          # exact-zero samples in the frame in progress
+        self._after_silence = 1 << 30   # frames since the last digital-silence frame
+        self._recent = deque([-math.inf] * (DIP_FRAMES - 1), maxlen=DIP_FRAMES - 1)   # last levels (dBFS)
         self.is_open = False
         self.last_dbfs = -math.inf
         self.noise_dbfs = self.cfg.noise_start_dbfs
@@ -63,9 +86,16 @@ class LevelGate:
         if c.margin_db is not None:
             open_at = max(open_at, self.noise_dbfs + c.margin_db)
             close_at = max(close_at, self.noise_dbfs + c.margin_db - c.hysteresis_db)
-        # the noise floor follows the level down at once, up by at most rise_per_frame
-        self.noise_dbfs = min(level, self.noise_dbfs + self._rise_per_frame) if math.isfinite(level) \
-            else max(-200.0, self.noise_dbfs - 200.0)
+        # the noise floor follows the level down at once (not below noise_min_dbfs), up by at most
+        # rise_per_frame
+        rise = self._rise_per_frame
+        # down only to the loudest of the last DIP_FRAMES frames (a dip shorter than that, e.g. a
+        # 20 ms dropout smeared by the resampler, does not teach a quieter room), and not on the
+        # frame right after silence
+        down = max(level, *self._recent) if self._after_silence >= 2 else math.inf
+        self._after_silence += 1
+        self._recent.append(level)
+        self.noise_dbfs = max(c.noise_min_dbfs, min(down, self.noise_dbfs + rise))
         return level > open_at if not self.is_open else level >= close_at
 
     def process(self, x: np.ndarray) -> np.ndarray:
@@ -77,13 +107,21 @@ class LevelGate:
             take = min(self.hop - self._fill, len(x) - pos)
             seg = x[pos:pos + take]
             self._acc += float(np.dot(seg, seg))
+            self._zeros += int(take - np.count_nonzero(seg))
             self._fill += take
             pos += take
             if self._fill == self.hop:
                 ms = self._acc / self.hop
                 level = 10.0 * math.log10(ms) if ms > 0 else -math.inf
-                self.is_open = self._decide(level)
+                if self._zeros > self.cfg.zero_fraction * self.hop:
+                    # digital silence: closed; the room is at most quiet, to be learnt again
+                    self.is_open = False
+                    self.noise_dbfs = min(self.noise_dbfs, self.cfg.silence_room_dbfs)
+                    self._after_silence = 0
+                    self._recent.extend([-math.inf] * (DIP_FRAMES - 1))
+                else:
+                    self.is_open = self._decide(level)
                 self.last_dbfs = level
                 out.append(self.is_open)
-                self._acc, self._fill = 0.0, 0
+                self._acc, self._fill, self._zeros = 0.0, 0, 0
         return np.array(out, dtype=bool)

@@ -53,7 +53,7 @@ def test_bad_config_is_refused():
 
 def test_noise_floor_tracking():
     """Steady noise learns its own threshold at once; a note far above it opens in its first
-    frame; after silence the absolute floor alone applies."""
+    frame; digital silence counts as a quiet room (silence_room_dbfs), not as -200 dBFS."""
     hop, rng = 64, np.random.default_rng(1)
     def noise(dbfs, frames):
         return (rng.standard_normal(frames * hop) * 10 ** (dbfs / 20)).astype(np.float32)
@@ -64,7 +64,11 @@ def test_noise_floor_tracking():
     assert flags[0] and flags.all()                     # a note 30 dB above it: first frame
     g.reset()
     assert not g.process(np.zeros(hop * 20, np.float32)).any()
-    assert g.process(noise(-70, 5))[0]                  # quiet but above the absolute floor after silence
+    assert g.noise_dbfs == LevelGateConfig().silence_room_dbfs
+    assert not g.process(noise(-58, 1))[0]              # near the quiet room's own level: closed
+    g.reset()
+    g.process(np.zeros(hop * 20, np.float32))
+    assert g.process(noise(-50, 5))[0]                  # 20 dB above a quiet room after silence: opens
 
 
 def _notes_from(pipeline, x, block=128):

@@ -1,0 +1,91 @@
+"""Silence, dropouts and DC through the real Pipeline with the shipped model: exact zeros do not
+teach the level gate a quieter room, and a DC offset neither plays nor splits notes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from rtmirror.dc_block import DCBlocker, dc_block
+from rtmirror.engine import Pipeline
+from rtmirror.events import NOTE_ON
+from rtmirror.level_gate import LevelGate, LevelGateConfig
+from rtmirror.runtime import EncoderRuntime
+
+SR = 16000
+
+
+def notes(x, block=128):
+    pipe = Pipeline(EncoderRuntime(), SR)
+    events = []
+    for i in range(0, len(x), block):
+        events += pipe.process(x[i:i + block]).events
+    events += pipe.finish().events
+    return [e for e in events if e.kind == NOTE_ON]
+
+
+def at_dbfs(x, dbfs):
+    return (x / np.sqrt(np.mean(x ** 2)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind, level", [("noise", -60), ("hum", -40), ("noise", -45)])
+def test_room_noise_after_a_muted_start_is_learnt_within_seconds(kind, level):
+    """Before: after 2 s of zeros, -60 dBFS noise played ~500 notes and -40 dBFS hum 44 over the
+    next 22-28 s. Now -60 dBFS noise plays nothing and nothing plays later than 3 s after the
+    zeros end."""
+    rng = np.random.default_rng(3)
+    t = np.arange(6 * SR) / SR
+    room = rng.standard_normal(len(t)) if kind == "noise" else sum(np.sin(2 * np.pi * 50 * h * t) / h for h in (1, 2, 3))
+    x = np.concatenate([np.zeros(2 * SR, np.float32), at_dbfs(room, level)])
+    late = [e for e in notes(x) if e.time > 5.0]
+    assert late == []
+    if level <= -60:
+        assert notes(x) == []
+
+
+def test_dropouts_do_not_lower_the_noise_floor():
+    """20 ms of exact zeros every 300 ms in -60 dBFS noise: still no notes, and the gate's
+    estimate stays at the noise (not -200 dBFS)."""
+    rng = np.random.default_rng(4)
+    x = at_dbfs(rng.standard_normal(4 * SR), -60)
+    for start in range(SR // 2, len(x) - SR // 50, int(0.3 * SR)):
+        x[start:start + SR // 50] = 0.0
+    assert notes(x) == []
+    gate = LevelGate(64, LevelGateConfig(), 125.0)
+    gate.process(np.zeros(8000, np.float32))
+    assert gate.noise_dbfs == LevelGateConfig().silence_room_dbfs     # zeros: a quiet room, not -200
+    gate.process(at_dbfs(rng.standard_normal(8000), -50))
+    assert -61 < gate.noise_dbfs < -59                                # 1 s at 6 dB/s from -66
+
+
+def test_a_steady_tone_with_dc_is_one_note():
+    t = np.arange(2 * SR) / SR
+    tone = 0.2 * np.sin(2 * np.pi * 220 * t)
+    env = np.clip(np.minimum(t / 0.01, (2.0 - t) / 0.05), 0, 1)
+    x = np.concatenate([np.zeros(SR // 2), tone * env, np.zeros(SR // 2)]) + 0.3
+    clean = notes(np.concatenate([np.zeros(SR // 2), tone * env, np.zeros(SR // 2)]).astype(np.float32))
+    assert 1 <= len(clean) <= 2 and len(notes(x.astype(np.float32))) == len(clean)
+
+
+def test_dc_alone_plays_nothing():
+    assert notes(np.full(3 * SR, 0.3, np.float32)) == []
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=30), st.integers(0, 2**31 - 1))
+def test_dc_blocker_stream_equals_offline(sizes, seed):
+    x = (np.random.default_rng(seed).standard_normal(sum(sizes)) + 0.5).astype(np.float32)
+    ref = dc_block(x, 8000)
+    blk, out, pos = DCBlocker(8000), [], 0
+    for n in sizes:
+        out.append(blk.process(x[pos:pos + n]))
+        pos += n
+    np.testing.assert_array_equal(np.concatenate(out), ref)
+
+
+def test_dc_blocker_removes_dc_and_keeps_the_lowest_note():
+    sr = 8000
+    t = np.arange(4 * sr) / sr
+    y = dc_block((0.5 + np.sin(2 * np.pi * 65.4 * t)).astype(np.float32), sr)[2 * sr:]
+    assert abs(y.mean()) < 5e-3
+    assert 20 * np.log10(np.sqrt(2 * np.mean(y ** 2))) > -0.1        # MIDI 36 within 0.1 dB

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import shutil
 from pathlib import Path
 
@@ -294,3 +295,22 @@ def test_stale_cache_is_rendered_again(exp1_small, tmp_path):
     assert not H.is_current(H.load(d / "exp1-n3.npz"))
     again = H.get("exp1", 3, d, progress=False)
     assert np.array_equal(again.audio, exp1_small.audio)
+
+
+def test_exported_onnx_is_scored_through_the_pipeline(tmp_path):
+    """`rtmirror eval --checkpoint MODEL.onnx`: the shipped ONNX, played by the Pipeline users run
+    (resampler, DC blocker, cochlea, level gate, step graph, Performer with the model's rules)."""
+    from rtmirror.models.eval import evaluate as E
+    from rtmirror.models.eval import heldout as H
+    from rtmirror.runtime import default_model_path
+
+    model = E.onnx_model(default_model_path())
+    assert model.play is not None and model.performer.onset_settle_frames == model.info["meta"]["manifest"]["performer"]["onset_settle_frames"]
+    ds = H.get("general", 3, tmp_path, progress=False)
+    res = E.evaluate_set(model, ds, progress=False)
+    assert res.summary["n_melodies"] == 3
+    assert res.summary["note_f1"] > 0.5
+    # the same melodies through frames_to_events on the full graph differ only by what the
+    # Pipeline adds (the level gate, streaming): both are scored, both play notes
+    offline = E.evaluate_set(replace(model, play=None), ds, progress=False)
+    assert offline.summary["note_f1"] > 0.5

@@ -179,6 +179,9 @@ class Model:
     to_decoder_domain: Callable[[np.ndarray], np.ndarray] = np.asarray   # raw spec -> the decoder's domain
     performer: object = None                           # PerformerConfig (None: the default)
     info: dict = field(default_factory=dict)           # checkpoint, config, training time ...
+    # audio (n,) at sr -> (controls (T, K), events): the model played as users run it (an exported
+    # ONNX through rtmirror's Pipeline); None: encode + frames_to_events
+    play: Callable | None = None
 
 
 def torch_model(name, encoder, space, frontend, decoder=None, performer=None, info=None) -> Model:
@@ -206,6 +209,32 @@ def torch_model(name, encoder, space, frontend, decoder=None, performer=None, in
 
     return Model(name, space, frontend, encode, decode if decoder is not None else None, to_domain,
                  performer, dict(info or {}))
+
+
+def onnx_model(path, name: str | None = None) -> Model:
+    """An exported encoder (.onnx + manifest) scored through the Pipeline users run: audio ->
+    resampler -> DC blocker -> CochlearStream -> level gate -> ONNX step graph -> Performer with
+    the model's own rules (rtmirror.cli.file.process, the `rtmirror file` path). No torch."""
+    from pathlib import Path
+
+    from rtmirror.app import level_gate_config, performer_config
+    from rtmirror.cli.file import process
+    from rtmirror.engine import Pipeline
+    from rtmirror.midi.ccmap import CCMap
+    from rtmirror.runtime import EncoderRuntime
+
+    runtime = EncoderRuntime(path)
+    perf, _ = performer_config(runtime, CCMap.load(None))
+
+    def encode(spec):                                  # (B, T, 128) -> (B, T, K), the full graph
+        return np.stack([runtime.run_full(np.asarray(s, np.float32)) for s in spec]).astype(np.float64)
+
+    def play(audio, sr):
+        res = process(Pipeline(runtime, int(sr), perf, level_gate=level_gate_config(-75.0)), np.asarray(audio, np.float32))
+        return np.asarray(res.controls, np.float64), res.events
+
+    return Model(name or Path(path).stem, runtime.space, runtime.frontend, encode, None, np.asarray, perf,
+                 {"path": str(path), "meta": {"onnx": True, "manifest": runtime.manifest}}, play)
 
 
 def load_model(checkpoint, name: str | None = None) -> Model:
@@ -297,13 +326,19 @@ def evaluate_set(model: Model, heldout, *, keep: int = 0, batch: int = 16, resyn
     bar = tqdm(total=n, desc=f"eval {model.name} on {heldout.name}", disable=not progress, leave=False)
     for start in range(0, n, batch):
         spec_b = specs[start:start + batch]
-        est_b = model.encode(spec_b)                           # (b, T, K)
-        dec_b = model.decode(est_b) if model.decode is not None else None
+        est_b = model.encode(spec_b) if model.play is None else None   # (b, T, K)
+        dec_b = model.decode(est_b) if model.decode is not None and est_b is not None else None
         for j in range(len(spec_b)):
             i = start + j
-            spec, est = spec_b[j], np.asarray(est_b[j], dtype=np.float64)
+            spec = spec_b[j]
             truth = heldout.truth[i]                           # (T, K_set)
-            events = frames_to_events(est, model.space, frame_rate, perf_cfg)
+            if model.play is None:
+                est = np.asarray(est_b[j], dtype=np.float64)
+                events = frames_to_events(est, model.space, frame_rate, perf_cfg)
+            else:                                              # the Pipeline on the melody's audio
+                played, events = model.play(heldout.audio[i], heldout.sample_rate)
+                est = np.zeros((len(truth), played.shape[1]))
+                est[:min(len(truth), len(played))] = played[:len(truth)]
             ref_iv, ref_p, ref_v = heldout.notes(i)
             est_iv, est_p, est_v = notes_from_events(events, heldout.duration_s)
             notes = note_scores(ref_iv, ref_p, est_iv, est_p)

@@ -28,8 +28,9 @@ SET_ORDER = ["exp1", "exp2", "general", "exp3-amsynth", "exp3-piano"]
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoint", action="append", default=[], metavar="DIR[=NAME]",
-                   help="checkpoint directory (repeatable); default: every model under models/checkpoints/")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="DIR|MODEL.onnx[=NAME]",
+                   help="checkpoint directory, or an exported .onnx scored through the Pipeline users run "
+                        "(repeatable); default: every model under models/checkpoints/")
     p.add_argument("--sets", default="", help="comma list of held-out sets, each optionally SET:N "
                    "(exp1, exp2, general, exp3-amsynth, exp3-piano); default: by the model's control set")
     p.add_argument("-n", "--n", type=int, default=200, help="melodies per set (default 200, the issue's exp1 size)")
@@ -169,7 +170,8 @@ def _parse_checkpoints(specs: list[str], fig_dir: Path, runs: Path) -> list[tupl
         p = Path(path)
         d = p if p.is_dir() else p.parent
         # runs/NAME/checkpoint -> NAME
-        out.append((name or (d.parent.name if d.name == "checkpoint" else d.name), p))
+        default = p.stem if p.suffix == ".onnx" else d.parent.name if d.name == "checkpoint" else d.name
+        out.append((name or default, p))
     return out
 
 
@@ -266,7 +268,7 @@ def run(args) -> int:
     models = {}
     for name, path in ckpts:
         try:
-            models[name] = E.load_model(path, name)
+            models[name] = E.onnx_model(path, name) if str(path).endswith(".onnx") else E.load_model(path, name)
         except (OSError, ValueError, KeyError) as exc:
             print(f"rtmirror eval: cannot load {path}: {exc}", file=sys.stderr)
             return 2

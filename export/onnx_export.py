@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from rtmirror.manifest import (
     FORMAT_VERSION, MANIFEST_KIND, METADATA_KEY, N_CHANNELS, dumps, embedded_part, sha256_file,
     model_delay, sidecar_path, validate_manifest, write_json_atomic,
 )
+from rtmirror.fileio import write_bytes_atomic
 from rtmirror.performer import PerformerConfig
 
 OPSET = 17                 # LayerNormalization is a native op from 17 on
@@ -207,15 +206,7 @@ def _stamp(proto: onnx.ModelProto, manifest: dict) -> None:
 
 
 def _save_atomic(proto: onnx.ModelProto, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-        os.chmod(tmp, 0o644)          # mkstemp makes 0600; model files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, proto.SerializeToString())
 
 
 def _flat_metrics(metrics: dict | None, prefix: str = "") -> dict:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from rtmirror.fileio import write_bytes_atomic, write_text_atomic
 from safetensors import safe_open
 
 from .decoder import Decoder, DecoderConfig
@@ -42,15 +43,12 @@ def config_hash(cfg: dict) -> str:
 
 
 def _atomic_save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    from safetensors.torch import save
+    write_bytes_atomic(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata))
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _read_tensors(path: Path) -> tuple[dict, dict]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from rtmirror.events import NOTE_OFF, NOTE_ON, Event
 from rtmirror.frontend.config import FrontendConfig
+from rtmirror.dc_block import DCBlocker
 from rtmirror.level_gate import LevelGate
 from rtmirror.snapshot import Snapshot
 
@@ -83,6 +84,7 @@ class Pipeline:
             probe.process(np.zeros(self.input_sr // 2, np.float32))
             self.delay_s = float(probe.delay_samples) / sr
         self.cochlea = CochlearStream(self.frontend)
+        self.dc_block = DCBlocker(self.input_sr)   # DC off at the input, before the resampler and cochlea
         # the floor under the model's gate, on the input level before the AGC (rtmirror/level_gate.py)
         self.level_gate = LevelGate(self.frontend.hop, level_gate, self.frame_rate)
         self._gate_col = self.space.role_index("gate")
@@ -94,6 +96,7 @@ class Pipeline:
     def reset(self) -> None:
         self.runtime.reset()
         self.cochlea.reset()
+        self.dc_block.reset()
         self.level_gate.reset()
         self._level_open: list[bool] = []      # per frame not yet given to the Performer
         if self.resampler is not None and hasattr(self.resampler, "reset"):
@@ -116,6 +119,7 @@ class Pipeline:
         """block (n,) float32 at input_sr; hold (K,) NaN = follow the model, else a fixed value."""
         block = self._sanitize(block)
         self.input_samples += len(block)
+        block = self.dc_block.process(block)
         x = self.resampler.process(block) if self.resampler is not None else block
         spec = self.cochlea.process(x, copy=True)                        # (n, 128), ours to keep
         self._level_open += self.level_gate.process(x).tolist()          # same framing as spec
@@ -391,6 +395,8 @@ class Engine:
             msg = check()
             if msg:
                 self._say(msg)
+                if getattr(o, "fatal", False):       # the MIDI system itself is gone (JACK server)
+                    raise EngineStopped(f"{msg}; stopping")
                 if getattr(o, "lost", False) and self.cfg.stop_on_port_loss:
                     raise EngineStopped(f"{msg}; stopping (--stop-on-port-loss)")
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 FORMAT_VERSION = 1
@@ -217,17 +215,9 @@ def dumps(m: dict) -> str:
 
 
 def write_json_atomic(path: str | Path, obj: dict) -> None:
-    """Write JSON to a temp file in the same directory, then os.replace (never half a file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(dumps(obj) + "\n")
-        os.chmod(tmp, 0o644)          # mkstemp makes 0600; model files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The manifest as JSON, written atomically (rtmirror.fileio)."""
+    from rtmirror.fileio import write_text_atomic
+    write_text_atomic(path, dumps(obj) + "\n")
 
 
 def load_manifest(model_path: str | Path) -> dict:

@@ -126,9 +126,8 @@ class HeldoutSet:
 
 
 def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, arr, allow_pickle=False)
-    os.replace(tmp, path)
+    from rtmirror.fileio import save_npy_atomic
+    save_npy_atomic(path, arr)
 
 
 def render_melody(name: str, i: int, space: ControlSpace, synth, sample_rate: int = 8000,
@@ -196,16 +195,14 @@ def is_current(ds: HeldoutSet, probes: int = 2) -> bool:
 def save(ds: HeldoutSet, path: Path) -> None:
     """npz (arrays only, no pickles) + json sidecar, each written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, audio=ds.audio, truth=ds.truth, note_table=ds.note_table, seeds=ds.seeds)
+    from rtmirror.fileio import atomic_write, write_json_atomic
+    with atomic_write(path, "wb") as f:
+        np.savez(f, audio=ds.audio, truth=ds.truth, note_table=ds.note_table, seeds=ds.seeds)
     meta = {"version": CACHE_VERSION, "name": ds.name, "space": ds.space.to_dict(), "sample_rate": ds.sample_rate,
             "duration_s": ds.duration_s, "n": len(ds), "synth": SETS[ds.name].synth,
             "seed_base": SETS[ds.name].seed_base, "truth_knobs": list(ds.truth_knobs),
             "truth_velocity": ds.truth_velocity, "description": SETS[ds.name].description}
-    tmp_json = path.with_suffix(f".json.tmp{os.getpid()}")
-    tmp_json.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, path)
-    os.replace(tmp_json, path.with_suffix(".json"))
+    write_json_atomic(path.with_suffix(".json"), meta, indent=1)
     ds.path = path
 
 

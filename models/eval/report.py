@@ -37,6 +37,17 @@ PIANO_F1_TARGET = 0.85
 MAX_WAV_S = 2.0
 
 
+
+def _save_figure(fig, path) -> None:
+    """PNG bytes without a timestamp or version stamp, written only when they changed: a report
+    re-run that changes nothing adds nothing to the history."""
+    import io
+
+    from rtmirror.fileio import write_if_changed
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    write_if_changed(path, buf.getvalue())
+
 def get_metric(summary: dict, key) -> float:
     if isinstance(key, str):
         v = summary.get(key, math.nan)
@@ -94,7 +105,7 @@ def triptych_png(path: Path, spec_in, spec_dec, spec_syn, frame_rate: float, shi
     axes[0].set_ylabel("frequency (Hz)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -130,7 +141,7 @@ def controls_png(path: Path, est, truth, space, truth_space, frame_rate: float, 
     axes[-1].set_xlabel("time (s)  (grey: true note sounding)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -192,7 +203,7 @@ def loss_curves_png(path: Path, curves: dict[str, list[dict]]) -> bool:
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("optimizer step")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    _save_figure(fig, path)
     plt.close(fig)
     return True
 
@@ -204,9 +215,12 @@ def write_wav(path: Path, audio, sample_rate: int) -> None:
     peak = float(np.abs(x).max()) if x.size else 0.0
     if peak > 0:
         x = 0.9 * x / peak
-    tmp = path.with_name(path.name + ".tmp.wav")
-    sf.write(tmp, x.astype(np.float32), sample_rate, subtype="PCM_16")
-    os.replace(tmp, path)
+    import io
+
+    from rtmirror.fileio import write_if_changed
+    buf = io.BytesIO()
+    sf.write(buf, x.astype(np.float32), sample_rate, subtype="PCM_16", format="WAV")
+    write_if_changed(path, buf.getvalue())      # an unchanged example leaves git history alone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,6 +361,5 @@ def write_report(out: Path, results: dict, models_info: dict, set_info: dict, fi
             if ctl:
                 L += [f"![controls]({ctl})", ""]
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(L) + "\n")
-    os.replace(tmp, out)
+    from rtmirror.fileio import write_text_atomic
+    write_text_atomic(out, "\n".join(L) + "\n")

@@ -40,6 +40,7 @@ from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from rtmirror.controls import ControlSpace
+from rtmirror.fileio import atomic_write, save_npy_atomic, write_text_atomic
 from rtmirror.frontend.config import FrontendConfig
 from rtmirror.performer import PerformerConfig
 
@@ -262,12 +263,8 @@ class Trainer:
             s, t = renderer.melodies(kind, seed, n, progress=f"render {name}" if self.progress else None)
             ddir.mkdir(parents=True, exist_ok=True)
             for arr, p in ((s, paths[0]), (t, paths[1])):
-                tmp = p.with_name(p.name + ".tmp.npy")
-                np.save(tmp, arr, allow_pickle=False)
-                os.replace(tmp, p)
-            tmp = paths[2].with_name(paths[2].name + ".tmp")
-            tmp.write_text(key)
-            os.replace(tmp, paths[2])
+                save_npy_atomic(p, arr)
+            write_text_atomic(paths[2], key)
         if self.world > 1:
             dist.barrier()
         return (np.load(paths[0], allow_pickle=False), np.load(paths[1], allow_pickle=False))
@@ -608,12 +605,10 @@ def _truncate_metrics(path: Path, step: int) -> None:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     keep = [r for r in rows if int(float(r["step"])) <= step]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         w.writeheader()
         w.writerows(keep)
-    os.replace(tmp, path)
 
 
 def plot_metrics(csv_path: Path, png_path: Path) -> None:
@@ -658,10 +653,9 @@ def plot_metrics(csv_path: Path, png_path: Path) -> None:
     wall = col(rows[-1], "wall_s")
     fig.suptitle(f"{csv_path.parent.name}: {len(rows)} epochs, {wall / 60:.1f} min training wall time")
     fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.08, hspace=0.12)
-    tmp = png_path.with_name(png_path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_write(png_path, "wb") as f:
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
-    os.replace(tmp, png_path)
 
 
 def train(cfg: dict, run_dir: str | Path, resume: bool = False, progress: bool = True,

@@ -27,6 +27,9 @@ DEFAULT_SETS_BY_SPACE = {
 SET_ORDER = ["exp1", "exp2", "general", "exp3-amsynth", "exp3-piano"]
 
 
+from rtmirror.fileio import write_json_atomic
+
+
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", action="append", default=[], metavar="DIR|MODEL.onnx[=NAME]",
                    help="checkpoint directory, or an exported .onnx scored through the Pipeline users run "
@@ -302,9 +305,7 @@ def run(args) -> int:
                 res = E.evaluate_set(model, datasets[key], keep=keep, progress=not args.quiet)
                 if cache is not None:
                     cache.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = cache.with_name(cache.name + ".tmp")
-                    tmp.write_text(json.dumps(res.summary, allow_nan=True))
-                    os.replace(tmp, cache)
+                    write_json_atomic(cache, res.summary, allow_nan=True)
             results[name][set_name] = res.summary
             kept[(name, set_name)] = res
             s = res.summary
@@ -317,10 +318,8 @@ def run(args) -> int:
     payload = {"results": results, "elapsed_s": elapsed,
                "models": {m: {"path": mod.info.get("path"), "space": mod.space.name,
                               "role": _role(mod.info.get("meta", {}))} for m, mod in models.items()}}
-    tmp = out_json.with_name(out_json.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v,
-                              allow_nan=True))
-    os.replace(tmp, out_json)
+    write_json_atomic(out_json, payload, indent=1, allow_nan=True,
+                      default=lambda v: None if isinstance(v, float) and math.isnan(v) else v)
     print(f"results -> {out_json} ({elapsed:.0f} s)")
     if args.report:
         write_full_report(args, models, results, kept, datasets, elapsed)

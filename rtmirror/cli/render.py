@@ -8,9 +8,7 @@ events, exactly as live.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -79,19 +77,14 @@ def csv_to_events(path: str | Path, space: ControlSpace) -> tuple[list[Event], f
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Atomic: a temp file next to the target, then os.replace."""
+    """16-bit WAV, written atomically (rtmirror.fileio)."""
     import soundfile as sf
+
+    from rtmirror.fileio import atomic_write
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.wav", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, audio, sample_rate, subtype="PCM_16")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as f:
+        sf.write(f, audio, sample_rate, subtype="PCM_16", format="WAV")
 
 
 def run(args) -> int:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +56,10 @@ def draw(spec: np.ndarray, cfg: FrontendConfig, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     fig.colorbar(img, ax=ax, pad=0.01, label="(level / max)^0.5")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
+    from rtmirror.fileio import atomic_write
+    with atomic_write(path, "wb") as f:      # never a half-written PNG
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, path)  # atomic: never a half-written PNG
 
 
 def run(args) -> int:

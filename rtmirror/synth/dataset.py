@@ -192,12 +192,8 @@ def _render_shard(job: tuple[str, dict, int]) -> tuple[int, dict]:
 
 # -- validation ---------------------------------------------------------------------------------
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from rtmirror.fileio import write_json_atomic
+    write_json_atomic(path, obj, indent=1, sort_keys=True, allow_nan=True)
 
 
 def _check_shard(out: Path, cfg: DatasetConfig, s: int, info: dict | None = None, checksums: bool = True) -> dict:

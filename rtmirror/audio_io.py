@@ -128,11 +128,13 @@ class MicInput:
         self.overflows = 0
         self.callbacks = 0
         self.block_frames = 0              # frames in the latest callback
-        self.error: str | None = None
+        self._error: str | None = None
         self.finished = False              # a live input never runs out
+        self.stuck = False                 # stop() gave up on PortAudio's abort/close (server gone)
         self._stream_latency = 0.0
         self._stream = None
         self._stopping = False
+        self._active_checked = 0.0
 
     def _callback(self, indata, frames, time_info, status) -> None:
         # Real-time context: copy, count, return. Nothing here may raise or block.
@@ -147,7 +149,30 @@ class MicInput:
 
     def _finished(self) -> None:
         if not self._stopping:
-            self.error = f"input stream {self.device_name!r} stopped unexpectedly (device lost?)"
+            self._error = f"input stream {self.device_name!r} stopped unexpectedly (device lost?)"
+
+    @property
+    def error(self) -> str | None:
+        """Why the input ended, or None. Besides the stream's finished callback, a stream that is
+        no longer active while nobody stopped it counts (PortAudio's JACK host API marks its
+        streams inactive when the server shuts down and never calls the finished callback);
+        checked at most 4 times a second."""
+        if self._error is None and self._stream is not None and not self._stopping:
+            now = time.monotonic()
+            if now - self._active_checked >= 0.25:
+                self._active_checked = now
+                try:
+                    active = bool(self._stream.active)
+                except Exception:
+                    active = False
+                if not active and not self._stopping:
+                    self._error = (f"input stream {self.device_name!r} is no longer running "
+                                   f"(device lost or audio server gone)")
+        return self._error
+
+    @error.setter
+    def error(self, value: str | None) -> None:
+        self._error = value
 
     def start(self) -> None:
         sd = _sd()
@@ -170,14 +195,34 @@ class MicInput:
         if self._stream is not None:
             self._stream.abort()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Abort and close the stream, waiting at most `timeout` s: PortAudio's abort blocks
+        forever when the JACK server died under the stream (it waits for a process cycle that never
+        comes), so it runs in a daemon thread; `stuck` says it was left behind (the process should
+        then end with os._exit: PortAudio's own exit handler would block or abort too)."""
         self._stopping = True
-        if self._stream is not None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def close() -> None:
             try:
-                self._stream.abort()
-                self._stream.close()
+                stream.abort()
+                stream.close()
+            except BaseException as exc:
+                failed.append(exc)
             finally:
-                self._stream = None
+                done.set()
+
+        threading.Thread(target=close, name="rtmirror-input-close", daemon=True).start()
+        if not done.wait(timeout):
+            self.stuck = True
+            self._error = self._error or f"input stream {self.device_name!r} did not close (audio server gone?)"
+            return
+        if failed:
+            raise failed[0]
 
 
 class FileInput:
@@ -298,7 +343,9 @@ class LiveResampler:
         self._hist = np.concatenate([self._hist, x])
         self._n_in += len(x)
         # Output k needs inputs up to floor(k * down / up) + half.
-        k_end = ((self._n_in - self.half) * self._up + self._up - 1) // self._down  # first k not ready
+        # ceil((n_in - half) * up / down): the first k not ready (was rounded with up - 1, which
+        # overshot when upsampling and read past the history: IndexError below ~7 kHz input)
+        k_end = ((self._n_in - self.half) * self._up + self._down - 1) // self._down
         k_end = max(k_end, self._k)
         ks = np.arange(self._k, k_end)
         num = ks * self._down

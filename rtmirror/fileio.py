@@ -79,3 +79,24 @@ def write_if_changed(path: str | Path, data: bytes) -> bool:
         return False
     write_bytes_atomic(path, data)
     return True
+
+
+class UserError(ValueError):
+    """Bad input or a bad combination of paths: one line for the user, no traceback."""
+
+
+def check_outputs(inputs: dict[str, str | Path | None], outputs: dict[str, str | Path | None]) -> None:
+    """Refuse an output path that is an input or another output (the same file through any
+    spelling or symlink): `rtmirror file take.wav -o take.wav` must not replace the recording."""
+    def key(p):
+        p = Path(p)
+        return os.path.realpath(p)
+
+    seen = {key(p): flag for flag, p in inputs.items() if p is not None}
+    for flag, p in outputs.items():
+        if p is None:
+            continue
+        k = key(p)
+        if k in seen:
+            raise UserError(f"{flag} {p} is the same file as {seen[k]}: choose another output path")
+        seen[k] = flag

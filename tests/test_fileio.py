@@ -61,3 +61,21 @@ def test_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         with atomic_write(tmp_path / "no" / "x.txt") as f:
             f.write("x")
+
+
+def test_file_mode_refuses_to_write_over_its_input(tmp_path, capsys):
+    import soundfile as sf
+
+    from rtmirror.cli import main
+
+    wav = tmp_path / "take.wav"
+    sf.write(wav, np.zeros(1600, np.float32), 16000)
+    before = wav.read_bytes()
+    (tmp_path / "link.wav").symlink_to(wav)
+    for argv in (["file", str(wav), "-o", str(wav)],
+                 ["file", str(wav), "-o", str(tmp_path / "link.wav")],
+                 ["file", str(wav), "-o", str(tmp_path / "x.mid"), "--controls", str(tmp_path / "x.mid")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "same file" in err and "Traceback" not in err
+    assert wav.read_bytes() == before

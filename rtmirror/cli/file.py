@@ -66,6 +66,13 @@ def run(args) -> int:
     if not (1 <= args.channel <= 16):
         print("rtmirror file: --channel must be 1..16", file=sys.stderr)
         return 2
+    from rtmirror.fileio import UserError, check_outputs
+    try:
+        check_outputs({"the input": args.input, "--model": args.model, "--cc-map": args.cc_map},
+                      {"-o": args.output, "--controls": args.controls, "--resynth": args.resynth})
+    except UserError as exc:
+        print(f"rtmirror file: {exc}", file=sys.stderr)
+        return 2
     try:
         runtime = EncoderRuntime(args.model)
         cc_map = CCMap.load(args.cc_map)

@@ -42,6 +42,8 @@ class LiveOptions:
     gate_floor_dbfs: float = -75.0    # input level (before the AGC) under which no note plays
     settle_frames: int | None = None  # note-on wait for a settled pitch (None: the model's rule)
     duration_s: float | None = None   # stop after this many seconds (None: until stopped)
+    key: str | None = None            # scale lock tonic (C, F#, Bb ...) or "auto"; None: off
+    scale: str = "major"              # the scale of the lock (rtmirror.scale.MODES)
 
     def __post_init__(self) -> None:
         if not (1 <= self.channel <= 16):
@@ -52,6 +54,7 @@ class LiveOptions:
             raise ValueError(f"--input-channel must be >= 1, got {self.input_channel + 1}")
         if self.duration_s is not None and not (self.duration_s > 0 and math.isfinite(self.duration_s)):
             raise ValueError(f"--duration must be a positive number of seconds, got {self.duration_s}")
+        scale_lock(self)                  # a bad --key / --scale is refused here
         if not math.isfinite(self.gate_floor_dbfs):
             raise ValueError(f"--gate-floor must be a finite level in dBFS, got {self.gate_floor_dbfs}")
 
@@ -73,7 +76,8 @@ def options_from_args(args, **override) -> LiveOptions:
         stop_on_port_loss=getattr(args, "stop_on_port_loss", False),
         pitch_bend=getattr(args, "pitch_bend", False), legato=getattr(args, "legato", False),
         gate_floor_dbfs=getattr(args, "gate_floor", -75.0), settle_frames=getattr(args, "settle_frames", None),
-        duration_s=getattr(args, "duration", None))
+        duration_s=getattr(args, "duration", None), key=getattr(args, "key", None),
+        scale=getattr(args, "scale", None) or "major")
     return replace(opts, **override) if override else opts
 
 
@@ -123,7 +127,8 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
         cfg = EngineConfig(max_backlog_s=opts.max_backlog_s if opts.realtime else None,
                            stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
         engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
-                        performer_cfg=perf_cfg, level_gate=level_gate_config(opts.gate_floor_dbfs))
+                        performer_cfg=perf_cfg, level_gate=level_gate_config(opts.gate_floor_dbfs),
+                        scale_lock=scale_lock(opts, cc_map.bend_range))
     except BaseException:
         for o in outputs:          # nothing was sent; close the port, write no file
             if not isinstance(o, MidiFileRecorder):
@@ -141,7 +146,8 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     engine.description = (f"{getattr(source, 'device_name', opts.wav)} @ {source.sample_rate} Hz -> "
                           f"{port_desc}, channel {opts.channel}, model {runtime.path.name} "
                           f"({len(runtime.space)} controls, lookahead {runtime.lookahead}); "
-                          f"note rules: {rules}")
+                          f"note rules: {rules}"
+                          + (f"; scale lock {engine.pipeline.scale_lock.name}" if engine.pipeline.scale_lock else ""))
     return engine
 
 
@@ -175,6 +181,15 @@ def performer_config(runtime, cc_map, *, pitch_bend: bool = False, legato: bool 
     else:
         rules = "rtmirror's defaults (the model's manifest carries no Performer rules)"
     return cfg, rules
+
+
+def scale_lock(opts, bend_range: float = 2.0):
+    """The key/scale lock of these options (rtmirror.scale.ScaleLock), or None when off."""
+    from rtmirror.scale import Scale, ScaleLock
+
+    if opts.key is None:
+        return None
+    return ScaleLock("auto" if opts.key == "auto" else Scale.parse(opts.key, opts.scale), bend_range)
 
 
 def level_gate_config(floor_dbfs: float):

@@ -59,7 +59,7 @@ class Pipeline:
     """
 
     def __init__(self, runtime, input_sr: int, performer_cfg=None, frontend: FrontendConfig | None = None,
-                 resampler: str = "live", level_gate=None):
+                 resampler: str = "live", level_gate=None, scale_lock=None):
         from rtmirror.audio_io import LiveResampler
         from rtmirror.frontend import CochlearStream, StreamResampler
         from rtmirror.performer import Performer
@@ -89,6 +89,8 @@ class Pipeline:
         self.level_gate = LevelGate(self.frontend.hop, level_gate, self.frame_rate)
         self._gate_col = self.space.role_index("gate")
         self.performer = Performer(self.space, performer_cfg, self.frame_rate)
+        # key/scale lock on the Performer's notes (rtmirror.scale.ScaleLock; None: off)
+        self.scale_lock = scale_lock
         self.lookahead = int(runtime.lookahead)
         self._k = len(self.space)
         self.reset()
@@ -97,6 +99,8 @@ class Pipeline:
         self.runtime.reset()
         self.cochlea.reset()
         self.dc_block.reset()
+        if getattr(self, "scale_lock", None) is not None:
+            self.scale_lock.reset()
         self.level_gate.reset()
         self._level_open: list[bool] = []      # per frame not yet given to the Performer
         if self.resampler is not None and hasattr(self.resampler, "reset"):
@@ -148,6 +152,8 @@ class Pipeline:
         events: list[Event] = []
         for row in controls:
             events += self.performer.step(row)
+        if self.scale_lock is not None:
+            events = self.scale_lock.process(events)
         self.frames += len(controls)
         return BlockResult(spec, model, controls, times, events)
 
@@ -164,6 +170,8 @@ class Pipeline:
             tail.spec = tail.spec[:0]            # padding, not spectrogram: one column per control frame
             parts.append(tail)
         flush = self.performer.flush()
+        if self.scale_lock is not None:
+            flush = self.scale_lock.process(flush)
         k, c = self._k, self.frontend.n_channels
         return BlockResult(
             np.concatenate([p.spec for p in parts]) if parts else np.zeros((0, c), np.float32),
@@ -199,12 +207,13 @@ class Engine:
 
     def __init__(self, runtime, source, midi=None, *, cfg: EngineConfig | None = None,
                  performer_cfg=None, frontend: FrontendConfig | None = None, csv=None,
-                 snapshot: Snapshot | None = None, on_message=None, level_gate=None):
+                 snapshot: Snapshot | None = None, on_message=None, level_gate=None, scale_lock=None):
         self.cfg = cfg or EngineConfig()
         self.source = source
         self.midi = midi
         self.csv = csv
-        self.pipeline = Pipeline(runtime, source.sample_rate, performer_cfg, frontend, level_gate=level_gate)
+        self.pipeline = Pipeline(runtime, source.sample_rate, performer_cfg, frontend, level_gate=level_gate,
+                                 scale_lock=scale_lock)
         space = self.pipeline.space
         ccs = None
         if midi is not None:

@@ -31,12 +31,13 @@ def every_flag(tmp_path):
             "--virtual", "mine", "--channel", "5", "--model", "m.onnx", "--cc-map", "map.toml",
             "--record", str(tmp_path / "take.mid"), "--controls", str(tmp_path / "c.csv"),
             "--midi-api", "jack", "--pitch-bend", "--legato", "--settle-frames", "3",
-            "--gate-floor", "-60", "--stop-on-port-loss", "--print-midi", "--duration", "1.5"]
+            "--gate-floor", "-60", "--stop-on-port-loss", "--print-midi", "--duration", "1.5",
+            "--key", "F#", "--scale", "dorian"]
     expected = LiveOptions(input="3", wav=str(wav), sample_rate=16000, input_channel=1, virtual="mine",
                            channel=5, model="m.onnx", cc_map="map.toml", record=str(tmp_path / "take.mid"),
                            controls_csv=str(tmp_path / "c.csv"), midi_api="jack", pitch_bend=True,
                            legato=True, settle_frames=3, gate_floor_dbfs=-60.0, stop_on_port_loss=True,
-                           print_midi=True, duration_s=1.5, max_backlog_s=0.5)
+                           print_midi=True, duration_s=1.5, max_backlog_s=0.5, key="F#", scale="dorian")
     return argv, expected
 
 

@@ -14,6 +14,10 @@ def add_note_options(p: argparse.ArgumentParser) -> None:
                    help="longest wait of a note-on for the pitch to settle, in 8 ms frames (default: the "
                         "model's rule, 1 for the shipped model; 0: lowest latency, more short extra notes; "
                         "4-6: fewest extra notes, for transcription; docs/PERFORMER.md)")
+    p.add_argument("--key", metavar="NOTE|auto", help="snap notes to a scale with this tonic (C, F#, Bb ...), "
+                   "or 'auto': detect the key from what is played (default: off)")
+    p.add_argument("--scale", default="major", help="the scale for --key: major, minor, harmonic-minor, dorian, "
+                   "phrygian, lydian, mixolydian, locrian, major-pentatonic, minor-pentatonic, blues (default major)")
     p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
                    help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
                         "of the tracked room noise; closes 6 dB lower (default -75)")

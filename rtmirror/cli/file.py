@@ -80,7 +80,9 @@ def run(args) -> int:
         from rtmirror.app import level_gate_config, performer_config
         perf_cfg, _ = performer_config(runtime, cc_map, pitch_bend=args.pitch_bend, legato=args.legato,
                                        settle_frames=args.settle_frames)
-        pipeline = Pipeline(runtime, sr, perf_cfg, level_gate=level_gate_config(args.gate_floor))
+        from rtmirror.app import LiveOptions, scale_lock
+        lock = scale_lock(LiveOptions(key=args.key, scale=args.scale), cc_map.bend_range)
+        pipeline = Pipeline(runtime, sr, perf_cfg, level_gate=level_gate_config(args.gate_floor), scale_lock=lock)
         encoder = MidiEncoder(pipeline.space, cc_map, args.channel - 1)
     except (ModelError, ValueError, FileNotFoundError, KeyError) as exc:
         print(f"rtmirror file: {exc}", file=sys.stderr)

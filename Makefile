@@ -6,26 +6,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+COMMA := ,
 
 .PHONY: run test install install-test system bench clean lint
 
 system:
 	bash tools/install-system.sh test
 
-$(RUN_STAMP): pyproject.toml tools/install-system.sh
-	bash tools/install-system.sh run
+# $(call install,SYSTEM-SET,EXTRAS): system packages, the venv, the package, the compiled frontend
+define install
+	bash tools/install-system.sh $(1)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[gui]'
+	$(BIN)/pip install -q -e '.[$(2)]'
 	$(BIN)/rtmirror warmup
+endef
+
+$(RUN_STAMP): pyproject.toml tools/install-system.sh
+	$(call install,run,gui)
 	touch $(RUN_STAMP)
 
 $(TEST_STAMP): pyproject.toml tools/install-system.sh
-	bash tools/install-system.sh test
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[gui,train,dev]'
-	$(BIN)/rtmirror warmup
+	$(call install,test,gui$(COMMA)train$(COMMA)dev)
 	touch $(RUN_STAMP) $(TEST_STAMP)
 
 install: $(RUN_STAMP)

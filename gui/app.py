@@ -123,6 +123,42 @@ def run_gui(live=None, *, loop: bool = False, autostart: bool = True, record_dir
             win.close()
             app.quit()
         QtCore.QTimer.singleShot(int(quit_after_s * 1000), finish)
-    code = app.exec()
+    restore = _close_on_signals(app, win)
+    try:
+        code = app.exec()
+    finally:
+        restore()
     win.stop()
+    from rtmirror.cli.live import hard_exit, needs_hard_exit
+    if needs_hard_exit(win.last_engine):   # a stream/port left open (server died): exit handlers would block
+        hard_exit(int(code))
     return int(code)
+
+
+def _close_on_signals(app, win):
+    """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT close the window (its engine sends note-offs + All Notes
+    Off) and end the event loop; the first one starts the exit watchdog (rtmirror.cli.live).
+
+    Qt's event loop runs in C++: a Python signal handler only runs when Python code does, so a
+    short timer lets it in (Ctrl-C was otherwise ignored while the window was open). Returns a
+    function restoring the old handlers."""
+    from PyQt6 import QtCore
+
+    from rtmirror.cli.live import install_stop_signals
+
+    def close_now() -> None:
+        win.close()          # closeEvent stops the engine: note-offs + All Notes Off
+        app.quit()
+
+    def request(signum) -> None:
+        QtCore.QTimer.singleShot(0, close_now)
+
+    restore = install_stop_signals(request, lambda: win.engine or win.last_engine, what="rtmirror gui")
+    pulse = QtCore.QTimer(app)
+    pulse.timeout.connect(lambda: None)
+    pulse.start(100)
+
+    def undo() -> None:
+        pulse.stop()
+        restore()
+    return undo

@@ -3,7 +3,7 @@
 `MidiEncoder` owns the MIDI state (sounding notes, last CC values) and turns events into raw
 messages with their stream times; outputs (`PortOutput`, `MidiFileRecorder`, `MessagePrinter`)
 only deliver them. `MidiOut` ties one encoder to any number of outputs and is what the engine
-talks to. Rules the encoder keeps (issue 6):
+talks to. Rules the encoder keeps:
   * every note-on gets its note-off: a note-on for a sounding note closes it first, a note-off
     for a silent note is dropped, and `close()` / `panic()` close whatever still sounds;
   * panic = note-offs for sounding notes + All Notes Off (CC 123);
@@ -251,11 +251,105 @@ class MidiEncoder:
 
 
 # -- outputs -----------------------------------------------------------------------------------
+class JackWatch:
+    """Tells when the JACK server went away: a client of our own (no ports, never activated) with
+    libjack's shutdown callback (rtmidi's JACK backend registers none, and its port listing of a
+    dead server is just empty). `gone` is set from libjack's thread; the owner polls it."""
+
+    def __init__(self, name: str = "rtmirror-watch"):
+        import ctypes
+        import ctypes.util
+        self.gone = False
+        self._client = None
+        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        shutdown = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, shutdown, ctypes.c_void_p]
+        status = ctypes.c_int(0)
+        with _quiet_stderr():
+            client = lib.jack_client_open(name.encode(), 0x01, ctypes.byref(status))   # JackNoStartServer
+        if not client:
+            raise RuntimeError(f"JACK watch client could not open (status {status.value:#x})")
+        self._lib, self._client = lib, ctypes.c_void_p(client)
+        self._callback = shutdown(self._on_shutdown)        # kept alive as long as the client
+        lib.jack_on_shutdown(self._client, self._callback, None)
+        names = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.restype = ctypes.c_void_p
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+        lib.jack_port_by_name.restype = ctypes.c_void_p
+        lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.jack_port_get_all_connections.restype = ctypes.c_void_p
+        lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
+        self._names = names
+
+    def _on_shutdown(self, arg) -> None:
+        self.gone = True
+
+    def _list(self, ptr) -> list[str]:
+        import ctypes
+        if not ptr:
+            return []
+        arr, out, i = ctypes.cast(ptr, self._names), [], 0
+        while arr[i]:
+            out.append(arr[i].decode(errors="replace"))
+            i += 1
+        self._lib.jack_free(ptr)
+        return out
+
+    def midi_outputs(self) -> set[str]:
+        """Full names of every JACK MIDI output port."""
+        if self.gone or self._client is None:
+            return set()
+        return set(self._list(self._lib.jack_get_ports(self._client, None, b"8 bit raw midi", 0x2)))
+
+    def connections(self, port: str) -> int | None:
+        """How many ports `port` is connected to (None: no such port / no server)."""
+        if self.gone or self._client is None:
+            return None
+        p = self._lib.jack_port_by_name(self._client, port.encode())
+        if not p:
+            return None
+        return len(self._list(self._lib.jack_port_get_all_connections(self._client, p)))
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and not self.gone:   # closing a client of a dead server can block
+            _bounded(lambda: self._lib.jack_client_close(client), 2.0)
+
+
+def _bounded(fn, timeout: float) -> bool:
+    """Run fn in a daemon thread; False (and the thread left behind) when it did not return in
+    `timeout` s. For library calls that can block forever on a dead server (JACK, PortAudio)."""
+    import threading
+    done = threading.Event()
+
+    def run():
+        try:
+            fn()
+        except Exception:
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="rtmirror-bounded-close", daemon=True).start()
+    return done.wait(timeout)
+
+
 class PortOutput:
     """An rtmidi output: a virtual port others connect to, or a connection to an existing port.
 
     `check()` (called by the engine about twice a second) notices a connected port that vanished
-    and reconnects when it comes back; `lost` tells the engine.
+    and reconnects when it comes back; `lost` tells the engine, and `fatal` that the MIDI system
+    itself is gone (the JACK server stopped: the engine stops). No note the synth heard is left
+    hanging: the port keeps the notes it delivered a note-on for and no note-off yet; when it
+    reconnects it sends those note-offs + All Notes Off on their channels at once, and again one
+    check later (JACK lists a connection before its graph carries it, so the first ones may be
+    lost) on each channel that got no new note-on in between. On JACK, a virtual port's listeners
+    are polled the same way: a synth that disconnected and connects again gets the note-offs it
+    missed re-sent (`_check_listeners`).
     """
 
     def __init__(self, api: int, port: str | None = None, virtual: str | None = None,
@@ -263,25 +357,89 @@ class PortOutput:
         rt = _rtmidi()
         self.api = api
         self.target = port
-        self._out = rt.MidiOut(api, name=client_name)
         self.lost = False
-        if port is None:
-            self.name = virtual or "rtmirror"
-            self._out.open_virtual_port(self.name)
-        else:
-            ports = self._out.get_ports()
-            i = find_port(ports, port)
-            self.name = ports[i]
-            self._out.open_port(i, "out")
+        self.fatal = False
+        self.watch = None
+        if api == rt.API_UNIX_JACK:
+            try:
+                self.watch = JackWatch(f"{client_name}-watch")
+            except Exception:
+                self.watch = None      # no server-death notice; everything else still works
+        self._out = rt.MidiOut(api, name=client_name)
+        self._sounding: set[tuple[int, int]] = set()   # (channel, note) delivered on, not yet off
+        self._resend: set[tuple[int, int]] = set()     # closed at reconnect: sent again one check later
+        self._fresh: set[int] = set()                  # channels with a note-on since the reconnect
+        self.jack_port: str | None = None              # our virtual port's full JACK name
+        self._listened: bool | None = None             # it had a connection at the last check (None: not checked)
+        self._heard: set[tuple[int, int]] = set()      # sounding notes whose note-on went out with a listener
+        self._recent_offs: set[tuple[int, int]] = set()  # heard notes closed since the last check
+        self._missed: set[tuple[int, int]] = set()     # heard notes closed while nobody listened
+        self._resend_offs_only = False
+        try:
+            if port is None:
+                self.name = virtual or "rtmirror"
+                before = self.watch.midi_outputs() if self.watch is not None else set()
+                self._out.open_virtual_port(self.name)
+                if self.watch is not None:
+                    mine = self.watch.midi_outputs() - before
+                    self.jack_port = mine.pop() if len(mine) == 1 else None
+            else:
+                ports = self._out.get_ports()
+                i = find_port(ports, port)
+                self.name = ports[i]
+                self._out.open_port(i, "out")
+        except BaseException:
+            if self.watch is not None:
+                self.watch.close()
+            raise
 
     def send(self, t: float, msg: tuple[int, ...]) -> None:
-        if not self.lost:
-            self._out.send_message(msg)
+        if self.lost:
+            return
+        self._out.send_message(msg)
+        kind, ch = msg[0] & 0xF0, msg[0] & 0x0F
+        if kind == NOTE_ON_STATUS and msg[2] > 0:
+            self._sounding.add((ch, msg[1]))
+            self._fresh.add(ch)
+            self._missed.discard((ch, msg[1]))
+            if self._listened:
+                self._heard.add((ch, msg[1]))
+        elif kind in (NOTE_ON_STATUS, NOTE_OFF_STATUS):
+            if (ch, msg[1]) in self._heard:
+                self._heard.discard((ch, msg[1]))
+                (self._missed if self._listened is False else self._recent_offs).add((ch, msg[1]))
+            self._sounding.discard((ch, msg[1]))
+        elif kind == CC_STATUS and msg[1] == CC_ALL_NOTES_OFF:
+            self._sounding = {s for s in self._sounding if s[0] != ch}
+
+    def _close_notes(self, notes: set[tuple[int, int]]) -> None:
+        """Note-offs for these (channel, note), then All Notes Off on each of their channels."""
+        for ch, note in sorted(notes):
+            self._out.send_message((NOTE_OFF_STATUS | ch, note, 0))
+        for ch in sorted({ch for ch, _ in notes}):
+            self._out.send_message((CC_STATUS | ch, CC_ALL_NOTES_OFF, 0))
 
     def check(self) -> str | None:
         """Returns a message when the connected port disappeared or came back, else None."""
-        if self.target is None:
+        if self.watch is not None and self.watch.gone:
+            if not self.fatal:
+                self.lost = self.fatal = True
+                return f"JACK server stopped: MIDI port {self.name!r} is gone"
             return None
+        if self._resend and not self.lost:
+            again = {(ch, n) for ch, n in self._resend if ch not in self._fresh}
+            self._resend = set()
+            try:
+                if self._resend_offs_only:
+                    for ch, note in sorted(again):
+                        self._out.send_message((NOTE_OFF_STATUS | ch, note, 0))
+                else:
+                    self._close_notes(again)
+            except Exception:
+                pass
+            self._resend_offs_only = False
+        if self.target is None:
+            return self._check_listeners()
         try:
             ports = self._out.get_ports()
         except Exception as exc:  # the MIDI system itself went away
@@ -300,56 +458,183 @@ class PortOutput:
             except Exception:
                 return None
             self.name, self.lost = ports[i], False
-            return f"MIDI port {self.name!r} is back; reconnected"
+            hanging, self._sounding, self._fresh = set(self._sounding), set(), set()
+            if not hanging:
+                return f"MIDI port {self.name!r} is back; reconnected"
+            self._resend = hanging
+            try:
+                self._close_notes(hanging)
+            except Exception:
+                pass
+            return (f"MIDI port {self.name!r} is back; reconnected and closed the {len(hanging)} note(s) "
+                    f"it missed the note-off of (note-off + All Notes Off)")
         if not present:
             self.lost = True
             return f"MIDI port {self.name!r} disappeared"
         return None
 
+    def _check_listeners(self) -> str | None:
+        """Our virtual JACK port: a synth that disconnected (no connection left) and connects
+        again gets the note-offs it missed in between, re-sent (polled: a gap shorter than one
+        check, ~0.5 s, goes unseen)."""
+        if self.jack_port is None:
+            return None
+        n = self.watch.connections(self.jack_port)
+        if n is None:
+            return None
+        was, self._listened = self._listened, n > 0
+        recent, self._recent_offs = self._recent_offs, set()
+        if n == 0:
+            if was:     # it went away since the last check: the note-offs since then may not have reached it
+                self._missed |= recent
+            self._missed |= self._heard    # nobody hears these end now
+            self._heard = set()
+            return None
+        if was is False and self._missed:
+            missed, self._missed = self._missed, set()
+            try:
+                for ch, note in sorted(missed):
+                    self._out.send_message((NOTE_OFF_STATUS | ch, note, 0))
+            except Exception:
+                return None
+            self._resend, self._resend_offs_only, self._fresh = missed, True, set()   # once more next check
+            return f"MIDI port {self.name!r}: a listener connected again; re-sent {len(missed)} note-off(s) it missed"
+        return None
+
     def close(self) -> None:
         # rtmidi's JACK backend hands messages to the next process cycle: closing the port at
         # once can lose or garble the last ones (the All Notes Off). Give it a few periods.
-        time.sleep(0.05)
-        try:
-            self._out.close_port()
-        finally:
-            del self._out
+        # With the server gone, closing can block (libjack waits on a dead socket): bounded.
+        out, self._out = self._out, None
+        if out is None:
+            return
+        if not self.fatal:
+            time.sleep(0.05)
+
+        def close_port():
+            out.close_port()
+            out.delete()
+
+        ok = _bounded(close_port, 3.0)
+        if self.watch is not None:
+            self.watch.close()
+        if not ok:
+            raise RuntimeError(f"MIDI port {self.name!r} did not close within 3 s (MIDI server gone?)")
 
 
 class MidiFileRecorder:
-    """Collects messages with their stream times; `close()` writes a type-0 standard MIDI file.
+    """Streams messages to a type-0 standard MIDI file as they come: a valid file on disk at every
+    moment, at most `flush_s` behind the take (a crash, even SIGKILL, loses only that).
 
     Tempo 120 BPM (500000 us per beat, written as a set_tempo meta event) and 960 ticks per
     beat: one tick = 1/1920 s, so 8 ms frames land on whole ticks (15.36 ticks: within 0.3 ms).
+
+    On disk: the header and an empty track are created in a temp file and renamed in (never a
+    half-written file). Each flush appends the new events + End of Track after the old End of
+    Track, then turns the old one into an empty text event (4 bytes, same size), then writes the
+    track's new length: after each single write the file parses (the length covers complete
+    events only). Only the unflushed messages are kept in memory. Times never go backwards
+    (a message earlier than the last one written is written at the last one's time).
     """
 
-    def __init__(self, path: str | Path, ticks_per_beat: int = 960, tempo_us: int = 500_000):
+    _EOT = b"\x00\xff\x2f\x00"
+    _EMPTY_TEXT = b"\x00\xff\x01\x00"
+
+    def __init__(self, path: str | Path, ticks_per_beat: int = 960, tempo_us: int = 500_000,
+                 flush_s: float = 0.5):
         self.path = Path(path)
         self.ticks_per_beat = ticks_per_beat
         self.tempo_us = tempo_us
-        self.messages: list[Message] = []
+        self.flush_s = float(flush_s)
+        self._pending: list[Message] = []
+        self._f = None              # the open file (unbuffered), after the first flush
+        self._track_len = 0         # bytes of track data on disk, End of Track included
+        self._last_tick = 0
+        self._last_flush = time.monotonic()
+        self._closed = False
+        self.written = 0            # messages on disk
 
     def send(self, t: float, msg: tuple[int, ...]) -> None:
-        self.messages.append((max(0.0, t), msg))
+        self._pending.append((max(0.0, t), msg))
+        if time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+
+    def check(self) -> None:
+        """The engine's periodic call (twice a second): write what waits even when nothing new
+        is sent (a held note)."""
+        if self._pending and time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
 
     def ticks(self, t: float) -> int:
         return int(round(t * 1e6 / self.tempo_us * self.ticks_per_beat))
 
+    @staticmethod
+    def _vlq(n: int) -> bytes:
+        out = [n & 0x7F]
+        n >>= 7
+        while n:
+            out.append(0x80 | (n & 0x7F))
+            n >>= 7
+        return bytes(reversed(out))
+
+    def _open(self) -> None:
+        import struct
+        name = b"rtmirror"
+        track = (b"\x00\xff\x51\x03" + self.tempo_us.to_bytes(3, "big")
+                 + b"\x00\xff\x03" + bytes([len(name)]) + name + self._EOT)
+        head = b"MThd" + struct.pack(">IHHH", 6, 0, 1, self.ticks_per_beat) + b"MTrk" + struct.pack(">I", len(track))
+        _atomic_write(self.path, lambda f: f.write(head + track))
+        self._f = open(self.path, "r+b", buffering=0)
+        self._track_len = len(track)
+
+    def flush(self) -> None:
+        """Append the pending messages to the file (creating it on the first call)."""
+        import struct
+        self._last_flush = time.monotonic()
+        if self._f is None:
+            self._open()
+        if not self._pending:
+            return
+        msgs, self._pending = sorted(self._pending, key=lambda m: m[0]), []   # stable: send order kept
+        data = bytearray()
+        for t, msg in msgs:
+            tick = max(self.ticks(t), self._last_tick)
+            data += self._vlq(tick - self._last_tick) + bytes(msg)
+            self._last_tick = tick
+        f, start = self._f, 22                          # track data starts after MThd (14) + MTrk header (8)
+        old_eot = start + self._track_len - 4
+        f.seek(old_eot + 4)
+        f.write(bytes(data) + self._EOT)                # 1: new events after the old End of Track
+        f.seek(old_eot)
+        f.write(self._EMPTY_TEXT)                       # 2: the old End of Track -> empty text
+        self._track_len += len(data) + 4
+        f.seek(18)
+        f.write(struct.pack(">I", self._track_len))     # 3: the track now covers them
+        self.written += len(msgs)
+
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.flush()
+        f, self._f = self._f, None
+        try:
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+
+    @property
+    def messages(self) -> list[Message]:
+        """(time s, bytes) of everything recorded so far, read back from the file (+ unflushed)."""
         import mido
-        mid = mido.MidiFile(type=0, ticks_per_beat=self.ticks_per_beat)
-        track = mido.MidiTrack()
-        mid.tracks.append(track)
-        track.append(mido.MetaMessage("set_tempo", tempo=self.tempo_us, time=0))
-        track.append(mido.MetaMessage("track_name", name="rtmirror", time=0))
-        now = 0
-        # Stable sort on time only: messages of one instant keep their send order.
-        for t, msg in sorted(self.messages, key=lambda m: m[0]):
-            tick = self.ticks(t)
-            track.append(mido.Message.from_bytes(list(msg), time=tick - now))
-            now = tick
-        track.append(mido.MetaMessage("end_of_track", time=0))
-        _atomic_write(self.path, lambda f: mid.save(file=f))
+        out: list[Message] = []
+        if self.path.exists() and (self._f is not None or self._closed):
+            tick = 0
+            for m in mido.MidiFile(self.path).tracks[0]:
+                tick += m.time
+                if not m.is_meta:
+                    out.append((tick * self.tempo_us / self.ticks_per_beat / 1e6, tuple(m.bytes())))
+        return out + list(self._pending)
 
 
 class MessagePrinter:

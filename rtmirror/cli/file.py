@@ -30,13 +30,10 @@ def add_arguments(p) -> None:
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """(mono float32, sample rate) at the file's own rate (the pipeline resamples)."""
-    import soundfile as sf
-    try:
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read audio file {path}: {exc}") from None
-    return x.mean(axis=1), int(sr)
+    """(mono float32, sample rate) at the file's own rate (the pipeline resamples); header limits
+    and one-line errors: rtmirror.audio_file."""
+    from rtmirror.audio_file import read_audio as read_checked
+    return read_checked(path)
 
 
 def process(pipeline: Pipeline, audio: np.ndarray, block: int = 4096, progress: bool = False) -> BlockResult:

@@ -362,6 +362,8 @@ class Engine:
                     if cfg.record:
                         self.input_blocks.append(buf[:n].copy())
                     t0 = time.perf_counter()
+                    if self.midi is not None:   # knobs the user holds go out even in silence
+                        self.midi.encoder.forced = ~np.isnan(snap.hold_values)
                     r = p.process(buf[:n], snap.hold_values)
                     self._emit(r)
                     dt = time.perf_counter() - t0

@@ -49,7 +49,7 @@ def test_panic_sends_note_offs_then_all_notes_off():
 @given(st.lists(st.floats(0.0, 1.0), min_size=5, max_size=200), st.floats(10.0, 125.0))
 def test_cc_threshold_rate_cap_and_newest_value_wins(values, rate):
     cmap = CCMap.from_dict({"midi": {"threshold": 0.02, "max_rate_hz": rate}})
-    enc = MidiEncoder(SPACE, cmap)
+    enc = MidiEncoder(SPACE, cmap, cc_in_silence=True)   # the cap alone (no note sounds here)
     name = "VCF1: Frequency"
     msgs = []
     for i, v in enumerate(values):
@@ -123,10 +123,75 @@ def test_latched_controls_precede_their_note_on_and_skip_the_rate_cap():
     assert balanced(msgs)
 
 
+silence_streams = st.lists(
+    st.tuples(st.sampled_from(["on", "off", "cc", "cc", "cc"]), st.floats(0.0, 1.0), st.floats(0.0, 0.4)),
+    min_size=1, max_size=120)
+
+
+@settings(max_examples=40, deadline=None)
+@given(silence_streams, st.floats(0.0, 1.0))
+def test_no_ccs_while_nothing_sounds_and_the_note_gets_the_newest_values(seq, release):
+    """Random streams of notes, rests and knob moves: no CC goes out once no note has sounded
+    for `release` s, and at every note-on the synth already holds the newest value of every knob
+    (within the threshold), as if the CCs had been streaming all along."""
+    cmap = CCMap.from_dict({"midi": {"threshold": 0.01, "max_rate_hz": 1000.0}})
+    enc = MidiEncoder(SPACE, cmap, release_s=release)
+    names = ["VCF1: Frequency", "VCF1: Resonance"]
+    ccs = {n: a.cc for n in names for a in enc.assignments if a is not None and a.name == n}
+    t, newest, msgs, checks = 0.0, {}, [], []
+    for what, x, dt in seq:
+        t += dt
+        if what == "on":
+            ev = Event(t, NOTE_ON, note=60 + int(x * 12), velocity=90)
+            checks.append(dict(newest))             # what the synth must hold at this note-on
+        elif what == "off":
+            ev = Event(t, NOTE_OFF, note=60 + int(x * 12))
+        else:
+            name = names[int(x * 1000) % 2]
+            newest[ccs[name]] = x
+            ev = Event(t, CONTROL, name=name, value=x)
+        msgs += enc.encode([ev]) + enc.tick(t)
+    before_note = np.zeros(len(msgs), bool)        # CCs right before a note-on at the same time
+    for j in range(len(msgs) - 2, -1, -1):
+        (tm, m), (tn, n) = msgs[j], msgs[j + 1]
+        before_note[j] = m[0] & 0xF0 == 0xB0 and tn == tm and (n[0] & 0xF0 == 0x90 or before_note[j + 1])
+    sounding, last_off, state, ons = set(), -np.inf, {}, 0
+    for j, (tm, m) in enumerate(msgs):              # replay into a synth
+        kind = m[0] & 0xF0
+        if kind == 0x90:
+            for cc, v in checks[ons].items():
+                assert abs(state[cc] / 127 - v) <= 0.01 + 0.5 / 127
+            sounding.add(m[1])
+            ons += 1
+        elif kind == 0x80:
+            sounding.discard(m[1])
+            if not sounding:
+                last_off = tm
+        elif kind == 0xB0:
+            assert sounding or before_note[j] or tm - last_off < release + 1e-9, f"CC {m} at {tm:.3f} s in silence"
+            state[m[1]] = m[2]
+    assert ons == len(checks)
+
+
+def test_ccs_in_silence_when_asked_or_held():
+    """`cc_in_silence` streams knob moves with nothing sounding; without it only a knob the user
+    holds (`forced`) goes out."""
+    name, t = "VCF1: Frequency", np.arange(50) * 0.008
+    for flag in (False, True):
+        enc = MidiEncoder(SPACE, cc_in_silence=flag)
+        msgs = [m for i, x in enumerate(t) for m in enc.encode([Event(x, CONTROL, name=name, value=i / 50)])]
+        assert bool(msgs) == flag
+    enc = MidiEncoder(SPACE)
+    enc.forced[SPACE.names.index(name)] = True
+    msgs = [m for x in t for m in enc.encode([Event(x, CONTROL, name=name, value=x)])
+            + enc.encode([Event(x, CONTROL, name="VCF1: Resonance", value=x)])]
+    assert {m[1][1] for m in msgs} == {74}
+
+
 def test_14_bit_msb_lsb_and_pitch_bend():
     cmap = CCMap.from_dict({"midi": {"bend_range": 2.0},
                             "controls": {"VCF1: Frequency": {"cc": 1, "hires": True}}})
-    enc = MidiEncoder(SPACE, cmap)
+    enc = MidiEncoder(SPACE, cmap, cc_in_silence=True)
     msgs = [m for _, m in enc.encode([Event(0.0, CONTROL, name="VCF1: Frequency", value=0.3),
                                       Event(0.0, PITCH_BEND, value=1.0),
                                       Event(0.1, PITCH_BEND, value=-5.0)])]
@@ -175,7 +240,8 @@ def test_midi_file_has_tempo_and_exact_times(tmp_path):
         t += m.time
         if not m.is_meta:
             got.append((round(t, 3), m.type, getattr(m, "note", getattr(m, "control", None))))
-    assert got == [(0.0, "control_change", 74), (0.104, "note_on", 60), (0.52, "note_off", 60),
+    # The knob set in silence goes out right before the first note-on, not at 0.0.
+    assert got == [(0.104, "control_change", 74), (0.104, "note_on", 60), (0.52, "note_off", 60),
                    (0.52, "note_on", 64), (1.0, "note_off", 64), (1.0, "control_change", 123)]
 
 

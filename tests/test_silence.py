@@ -89,3 +89,45 @@ def test_dc_blocker_removes_dc_and_keeps_the_lowest_note():
     y = dc_block((0.5 + np.sin(2 * np.pi * 65.4 * t)).astype(np.float32), sr)[2 * sr:]
     assert abs(y.mean()) < 5e-3
     assert 20 * np.log10(np.sqrt(2 * np.mean(y ** 2))) > -0.1        # MIDI 36 within 0.1 dB
+
+
+def midi_messages(x, block=128, **encoder_kw):
+    """The messages `rtmirror file` would write for x (shipped model, default CC map)."""
+    from rtmirror.midi import MidiEncoder, MidiOut
+    pipe = Pipeline(EncoderRuntime(), SR)
+    out = MidiOut(MidiEncoder(pipe.space, **encoder_kw), [])
+    msgs = []
+    for i in range(0, len(x), block):
+        r = pipe.process(x[i:i + block])
+        msgs += out.send_frames(r.events, r.times)
+    r = pipe.finish()
+    return msgs + out.send_frames(r.events, r.times)
+
+
+def test_no_ccs_stream_while_nothing_sounds():
+    """Before: ~150 CC messages per second kept streaming in silence with no note playing. Now
+    room noise and zeros send none, and in a tone with rests the CCs stop 0.5 s after each
+    note-off and resume (newest values first) at the next note-on."""
+    rng = np.random.default_rng(5)
+    room = np.concatenate([np.zeros(SR, np.float32), at_dbfs(rng.standard_normal(3 * SR), -55)])
+    assert [m for _, m in midi_messages(room) if m[0] & 0xF0 == 0xB0] == []
+    streamed = [m for _, m in midi_messages(room, cc_in_silence=True) if m[0] & 0xF0 == 0xB0]
+    assert len(streamed) > 0                      # the model's knobs do move in noise: asked for, sent
+
+    t = np.arange(4 * SR) / SR
+    tone = (0.2 * np.sin(2 * np.pi * 220 * t) * ((t % 2.0) < 0.6)).astype(np.float32)   # 0.6 s on, 1.4 s off
+    tone += at_dbfs(rng.standard_normal(len(t)), -60)
+    msgs = midi_messages(tone)
+    offs = [tm for tm, m in msgs if m[0] & 0xF0 == 0x80]
+    ons = [tm for tm, m in msgs if m[0] & 0xF0 == 0x90]
+    assert len(ons) >= 2
+    sounding, last_off = False, -np.inf
+    for tm, m in msgs:
+        kind = m[0] & 0xF0
+        if kind == 0x90:
+            sounding = True
+        elif kind == 0x80:
+            sounding, last_off = False, tm
+        elif kind == 0xB0 and m[1] != 123:
+            assert sounding or tm - last_off < 0.5 + 1e-6 or tm in ons, f"CC at {tm:.3f} s in silence"
+    assert offs

@@ -12,7 +12,11 @@ talks to. Rules the encoder keeps:
     the note-offs); timing uses stream time, so a file
     and a port get the same messages;
   * latched (envelope) controls go out immediately, before the note-on they shape (the
-    Performer emits them just before it; the rate cap does not delay them).
+    Performer emits them just before it; the rate cap does not delay them);
+  * no CCs while nothing sounds (unless `cc_in_silence`): once no note has sounded for
+    `release_s` (the synth's release tail), knob changes are held and go out, newest value
+    first, right before the next note-on, so the synth plays it with the current timbre.
+    Controls the user holds (`forced`, e.g. a knob held in the window) always go out.
 The CSV controls sink (frame-level values) lives here too.
 """
 from __future__ import annotations
@@ -148,9 +152,14 @@ def find_port(ports: list[str], spec: str) -> int:
 class MidiEncoder:
     """Stateful Performer-events -> raw MIDI messages on one channel (0..15)."""
 
-    def __init__(self, space: ControlSpace, cc_map: CCMap | None = None, channel: int = 0):
+    def __init__(self, space: ControlSpace, cc_map: CCMap | None = None, channel: int = 0,
+                 cc_in_silence: bool = False, release_s: float = 0.5):
         if not (0 <= channel <= 15):
             raise ValueError(f"MIDI channel must be 0..15 (shown as 1..16), got {channel}")
+        if not (math.isfinite(release_s) and 0.0 <= release_s <= 60.0):
+            raise ValueError(f"release_s must be 0..60 seconds, got {release_s}")
+        self.cc_in_silence = bool(cc_in_silence)
+        self.release_s = float(release_s)          # CCs keep flowing this long after the last note-off
         self.space = space
         self.cc_map = cc_map or CCMap.load()
         self.channel = channel
@@ -161,9 +170,18 @@ class MidiEncoder:
         self._last_value = np.full(k, np.nan)       # normalized value last sent
         self._last_wire = np.full(k, -1, np.int64)  # quantized value last sent
         self._last_time = np.full(k, -np.inf)       # stream time of the last send
-        self._pending = np.full(k, np.nan)          # value held back by the rate cap
+        self._pending = np.full(k, np.nan)          # value held back by the rate cap or by silence
+        self.forced = np.zeros(k, bool)             # (K,) controls sent even in silence (user holds)
         self._last_bend = 8192
         self.sounding: dict[int, float] = {}        # note -> note-on time
+        self._silent_since = -math.inf              # stream time the last note ended (-inf: none yet)
+
+    def quiet(self, t: float) -> bool:
+        """Nothing sounds at stream time t, and the last note's release tail is over."""
+        return not self.sounding and t - self._silent_since >= self.release_s - 1e-9
+
+    def _holds_back(self, i: int, t: float) -> bool:
+        return not self.cc_in_silence and not self.forced[i] and self.quiet(t)
 
     # one message each
     def _cc(self, i: int, value: float, t: float) -> list[Message]:
@@ -180,6 +198,8 @@ class MidiEncoder:
 
     def _note_off(self, note: int, t: float) -> list[Message]:
         self.sounding.pop(note, None)
+        if not self.sounding:
+            self._silent_since = t
         return [(t, (NOTE_OFF_STATUS | self.channel, note, 0))]
 
     def encode(self, events: list[Event]) -> list[Message]:
@@ -192,6 +212,9 @@ class MidiEncoder:
                 if note in self.sounding:          # retrigger: close the old one first
                     out += self._note_off(note, t)
                 vel = int(min(max(ev.velocity, 1), 127))
+                # Knob values held back (silence, rate cap) reach the synth before the note.
+                for i in np.flatnonzero(~np.isnan(self._pending)):
+                    out += self._cc(int(i), float(self._pending[i]), t)
                 self.sounding[note] = t
                 out.append((t, (NOTE_ON_STATUS | self.channel, note, vel)))
             elif ev.kind == NOTE_OFF:
@@ -208,6 +231,8 @@ class MidiEncoder:
                     out += self._cc(i, v, t)       # before the note-on; never rate-capped
                 elif not (abs(v - self._last_value[i]) >= a.threshold or math.isnan(self._last_value[i])):
                     self._pending[i] = np.nan      # back within threshold of what the synth has
+                elif self._holds_back(i, t):
+                    self._pending[i] = v           # nothing sounds: sent before the next note-on
                 elif t - self._last_time[i] >= 1.0 / a.max_rate_hz - 1e-9:
                     out += self._cc(i, v, t)
                 else:
@@ -227,15 +252,20 @@ class MidiEncoder:
         out: list[Message] = []
         for i in np.flatnonzero(~np.isnan(self._pending)):
             a = self.assignments[i]
+            if self._holds_back(int(i), t):
+                continue
             if t - self._last_time[i] >= 1.0 / a.max_rate_hz - 1e-9:
                 out += self._cc(int(i), float(self._pending[i]), t)
         return out
 
     def flush_pending(self, t: float) -> list[Message]:
         """Send every value the rate cap still holds back, now (stream is ending): the synth
-        must end on the final control values, not on the last ones the cap let through."""
+        must end on the final control values, not on the last ones the cap let through. Values
+        held back by silence stay unsent (nothing sounds that they would shape)."""
         out: list[Message] = []
         for i in np.flatnonzero(~np.isnan(self._pending)):
+            if self._holds_back(int(i), t):
+                continue
             out += self._cc(int(i), float(self._pending[i]), t)
         return out
 

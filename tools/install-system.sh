@@ -4,7 +4,7 @@
 # Runs only as root on a Debian-family system; elsewhere it prints what to install and exits 0.
 set -euo pipefail
 RUN_PKGS="libportaudio2 libsndfile1 libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3"
-TEST_PKGS="$RUN_PKGS jackd2 xvfb amsynth fluidsynth fluid-soundfont-gm"
+TEST_PKGS="$RUN_PKGS jackd2 xvfb amsynth fluidsynth fluid-soundfont-gm csound-soundfont"
 case "${1:-test}" in
   run) PKGS=$RUN_PKGS ;;
   test) PKGS=$TEST_PKGS ;;

@@ -129,8 +129,9 @@ def test_render_pool_matches_in_process():
     t = Trainer(cfg, "unused", progress=False)
     spec = t.loop_spec
     with Renderer(spec, workers=0) as r0, Renderer(spec, workers=1) as r1:
-        s0, c0 = r0.melodies("paper", 5, 3)
-        s1, c1 = r1.melodies("paper", 5, 3)
+        s0, c0, src0 = r0.melodies("paper", 5, 3)
+        s1, c1, _ = r1.melodies("paper", 5, 3)
+        assert list(src0) == [0, 0, 0]
         np.testing.assert_array_equal(s0, s1)
         np.testing.assert_array_equal(c0, c1)
         # frames -> Performer -> synth: the truth frames of a melody re-render to (nearly) its audio
@@ -152,9 +153,26 @@ def test_config_validation():
         merge_config({"optim": {"knob_loss": "loud"}})
     with pytest.raises(FileNotFoundError):
         load_config("no-such-config")
-    for name in ("default", "tiny"):
+    for name in ("default", "tiny", "world", "world-unsup"):
         cfg = load_config(name)
         assert phase_plan(cfg)
+    for bad, match in (({"data": {"target_synth": {"wide": 0}}}, "weight of 'wide'"),
+                       ({"data": {"target_synth": {}}}, "target_synth"),
+                       ({"data": {"target_synth": 3}}, "target_synth"),
+                       ({"augment": {"rt60_s": [2.0, 1.0]}}, "augment.rt60_s"),
+                       ({"augment": {"reverb": 1}}, "unknown keys in \\[augment\\]")):
+        with pytest.raises(ValueError, match=match):
+            merge_config(bad)
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "w.toml"
+    bad.write_text("[mirror]\ntarget_note_weight = -1\n")
+    with pytest.raises(ValueError, match="w.toml.*target_note_weight"):
+        load_config(bad)
+    bad.write_text("[data]\ntarget_synth = { wide = -1 }\n")
+    with pytest.raises(ValueError, match="w.toml.*weight of 'wide'"):
+        load_config(bad)
 
 
 def test_standardized_knob_loss_weighs_each_knob_by_its_spread():
@@ -230,3 +248,49 @@ def test_local_pitch_readout_only_where_the_classes_were_trained():
     for trained in (merge_config({}), merge_config({"mode": "supervised", "init": {"enabled": False}}),
                     merge_config({"init": {"enabled": False}, "mirror": {"encoder_sup_weight": 0.5}})):
         assert "pitch_readout" not in encoder_kwargs(trained)      # EncoderConfig's default (4)
+
+
+def test_world_targets_mix_augment_notes_and_warm_start(tmp_path):
+    """The world recipe in small: targets from a weighted mix of the wide and the built-in voice
+    through rooms and microphones, their notes supervised (knobs only for the built-in voice's
+    melodies), E and D started from a finished run's weights."""
+    base = tiny(init={"decoder_epochs": 2, "encoder_epochs": 1}, mirror={"rounds": 0},
+                data={"n": 4, "n_random": 8, "n_val": 2})
+    first = train(base, tmp_path / "base", progress=False)
+    cfg = tiny(data={"n": 8, "n_random": 8, "n_val": 4, "target_synth": {"wide": 0.5, "builtin": 0.5}},
+               augment={"enabled": True},
+               init={"decoder_epochs": 0, "encoder_epochs": 0, "from_checkpoint": str(tmp_path / "base" / "checkpoint")},
+               mirror={"rounds": 1, "decoder_epochs": 1, "encoder_epochs": 2, "target_note_weight": 1.0,
+                       "encoder_sup_weight": 0.5})
+    t = Trainer(cfg, tmp_path / "world", progress=False)
+    t.warm_start(cfg["init"]["from_checkpoint"])
+    for a, b in ((first.encoder, t.encoder), (first.decoder, t.decoder)):
+        for p, q in zip(a.state_dict().values(), b.state_dict().values()):
+            assert torch.equal(p, q)
+    t = train(cfg, tmp_path / "world", progress=False)
+    assert t.target_spec.sources == (("wide", 0.5), ("builtin", 0.5)) and t.target_spec.augment["enabled"]
+    src = np.load(tmp_path / "world" / "data" / "target.source.npy")
+    np.testing.assert_array_equal(t.target_known, src == 1)
+    assert 0 < t.target_known.sum() < len(src)
+    r = rows(tmp_path / "world")
+    assert [x["phase"] for x in r] == ["decoder", "encoder", "encoder"]
+    enc = [x for x in r if x["phase"] == "encoder"]
+    assert all(math.isfinite(float(x["loss_target_sup"])) and float(x["loss_target_sup"]) > 0 for x in enc)
+    assert 0 <= float(enc[-1]["val_pitch_acc"]) <= 1
+    # a checkpoint with other controls is refused with a line that says why
+    other = tiny(data={"set": "live"}, init={"from_checkpoint": str(tmp_path / "base" / "checkpoint")})
+    with pytest.raises(ValueError, match="control_space differs"):
+        Trainer(other, tmp_path / "x", progress=False).warm_start(other["init"]["from_checkpoint"])
+
+
+def test_target_notes_mask_the_knobs_of_foreign_melodies():
+    from rtmirror.models.train.losses import supervised_loss
+    rng = np.random.default_rng(0)
+    truth = torch.from_numpy(rng.random((4, 5, 30))).float()
+    truth[:, 1] = (truth[:, 1] > 0.3).float()
+    pred = truth.clone()
+    pred[2:, 3:] = 1.0 - truth[2:, 3:]          # knobs wrong only in melodies 2 and 3
+    _, all_known = supervised_loss(pred, None, truth, 0, 1, 61)
+    _, masked = supervised_loss(pred, None, truth, 0, 1, 61, knobs_known=torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    assert all_known["knobs"] > 0.01 and masked["knobs"] == 0.0
+    assert masked["gate"] == all_known["gate"] and masked["pitch"] == all_known["pitch"]

@@ -26,11 +26,12 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def supervised_loss(controls: torch.Tensor, logits: torch.Tensor | None, truth: torch.Tensor,
                     pitch_index: int | None, gate_index: int | None, pitch_classes: int,
-                    pitch_weight: float = 1.0, knob_scales: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, dict[str, float]]:
+                    pitch_weight: float = 1.0, knob_scales: torch.Tensor | None = None,
+                    knobs_known: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """controls/truth (B, K, T) in [0, 1]; logits (B, P, T) or None; knob_scales (K_rest,) weights of
-    the controls other than pitch and gate, in control order, or None for the raw 10 x MSE.
-    -> (loss, parts for logging)."""
+    the controls other than pitch and gate, in control order, or None for the raw 10 x MSE;
+    knobs_known (B,) 0/1: melodies whose controls other than pitch and gate are truth (a foreign
+    synth's melody: notes known, knobs not), None = all. -> (loss, parts for logging)."""
     K = controls.shape[1]
     if gate_index is not None:
         on = (truth[:, gate_index] > 0.5).float()                         # (B, T)
@@ -51,6 +52,8 @@ def supervised_loss(controls: torch.Tensor, logits: torch.Tensor | None, truth: 
         loss = loss + pitch_weight * pitch
     rest = [k for k in range(K) if k not in (pitch_index, gate_index)]
     if rest:
+        if knobs_known is not None:
+            on = on * knobs_known.view(-1, 1).to(on.dtype)                 # knob terms: known melodies only
         sq = (controls[:, rest] - truth[:, rest]) ** 2                     # (B, K_rest, T)
         if knob_scales is None:
             knobs = masked_mean(sq.mean(dim=1), on)

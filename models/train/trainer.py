@@ -43,6 +43,7 @@ from rtmirror.controls import ControlSpace
 from rtmirror.fileio import atomic_write, save_npy_atomic, write_text_atomic
 from rtmirror.frontend.config import FrontendConfig
 from rtmirror.performer import PerformerConfig
+from rtmirror.synth.augment import AugmentConfig
 
 from rtmirror.models.checkpoint import (MODEL_FILE, config_hash, load_checkpoint, load_train_state, optimizer_state,
                          save_checkpoint)
@@ -64,7 +65,8 @@ DEFAULTS: dict = {
         "kind": "paper",         # target melodies: paper | general
         "n": 200,                # target (unlabelled) melodies
         "duration_s": 2.0,
-        "target_synth": "",      # who plays the target audio; "" = the synth in the loop
+        "target_synth": "",      # who plays the target audio: a synth spec, or a table {spec = weight}
+                                 # (a weighted mix, one source per melody); "" = the synth in the loop
         "target_set": "",        # control set of the target melodies + their synth; "" = set (exp2: "exp2")
         "random_kind": "",       # melodies of the random-control renders; "" = kind
         "n_random": 200,         # random-control renders (D init, E init, D mix)
@@ -76,9 +78,12 @@ DEFAULTS: dict = {
     "performer": {},             # PerformerConfig fields
     "encoder": {},               # EncoderConfig fields (n_controls/pitch from the control set)
     "decoder": {},               # DecoderConfig fields
-    "init": {"enabled": True, "decoder_epochs": 10, "encoder_epochs": 5},
+    "augment": AugmentConfig().to_dict(),   # rooms and microphones on the target audio (synth/augment.py)
+    "init": {"enabled": True, "decoder_epochs": 10, "encoder_epochs": 5,
+             "from_checkpoint": ""},    # start E and D from a trained run's weights (same controls)
     "mirror": {"rounds": 3, "decoder_epochs": 3, "encoder_epochs": 3,
-               "decoder_random_mix": 0.25, "encoder_sup_weight": 0.0},
+               "decoder_random_mix": 0.25, "encoder_sup_weight": 0.0,
+               "target_note_weight": 0.0},   # supervised pitch + gate on the targets (their notes are known)
     "optim": {"batch": 16, "crop_frames": 200, "lr_encoder": 1e-3, "lr_decoder": 1e-3,
               "lr_decay_per_round": 1.0, "grad_clip": 1.0,
               "knob_loss": "raw"},   # raw (10 x MSE) | standardized (MSE / variance per knob, losses.py)
@@ -87,7 +92,7 @@ DEFAULTS: dict = {
 
 CSV_COLUMNS = ["wall_s", "phase", "round", "epoch", "step", "lr", "loss", "loss_mirror", "loss_sup",
                "loss_gate", "loss_pitch", "loss_knobs", "gap_before", "gap_after", "val_loss_mirror",
-               "val_pitch_acc", "val_gate_acc", "val_knob_mae"]
+               "val_pitch_acc", "val_gate_acc", "val_knob_mae", "loss_target_sup"]
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -110,7 +115,24 @@ def merge_config(overrides: dict, base: dict | None = None) -> dict:
         raise ValueError(f"mode must be 'mirror' or 'supervised', got {out['mode']!r}")
     if out["optim"]["knob_loss"] not in ("raw", "standardized"):
         raise ValueError(f"optim.knob_loss must be 'raw' or 'standardized', got {out['optim']['knob_loss']!r}")
+    target_sources(out["data"]["target_synth"])
+    AugmentConfig.from_dict(out["augment"])
     return out
+
+
+def target_sources(target_synth) -> tuple[tuple[str, float], ...]:
+    """[data] target_synth -> ((spec, weight), ...): "" -> (), "NAME" -> ((NAME, 1.0),), a table
+    {NAME = weight} -> its entries (weights > 0, normalized when drawn)."""
+    if isinstance(target_synth, str):
+        return ((target_synth, 1.0),) if target_synth else ()
+    if not isinstance(target_synth, dict) or not target_synth:
+        raise ValueError(f"[data] target_synth must be a synth spec or a table {{spec = weight}}, got {target_synth!r}")
+    out = []
+    for name, w in target_synth.items():
+        if not (isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w > 0):
+            raise ValueError(f"[data] target_synth: weight of {name!r} must be a number > 0, got {w!r}")
+        out.append((str(name), float(w)))
+    return tuple(out)
 
 
 def load_config(path: str | Path) -> dict:
@@ -192,11 +214,23 @@ def render_specs(cfg: dict, space: ControlSpace, frontend: FrontendConfig, perfo
     missing = set(space.names) - set(target_space.names)
     if missing:
         raise ValueError(f"target set {target_space.name!r} lacks controls {sorted(missing)} of {space.name!r}")
-    if not (d["target_synth"] or d["target_set"]):
+    sources = target_sources(d["target_synth"])
+    aug = AugmentConfig.from_dict(cfg["augment"])
+    if not (sources or d["target_set"] or aug.enabled):
         return loop, loop, target_space
-    target = RenderSpec(d["target_synth"] or loop.synth, target_space.to_dict(), loop.frontend, loop.duration_s,
-                        loop.performer, None if d["target_synth"] else loop.param_map)
+    first = sources[0][0] if sources else loop.synth
+    target = RenderSpec(first, target_space.to_dict(), loop.frontend, loop.duration_s, loop.performer,
+                        loop.param_map if first == loop.synth else None,
+                        sources=sources if len(sources) > 1 else (),
+                        augment=aug.to_dict() if aug.enabled else None)
     return loop, target, target_space
+
+
+def knobs_known(spec: RenderSpec, loop: RenderSpec, source: np.ndarray) -> np.ndarray:
+    """(n,) bool: melodies whose knob truth means something to the model - those played by the
+    synth in the loop (a foreign synth's notes are known, its knobs are not ours)."""
+    names = [n for n, _ in spec.sources] or [spec.synth]
+    return np.array([names[int(i)] == loop.synth for i in source], dtype=bool)
 
 
 def render_plan(cfg: dict, loop: RenderSpec, target: RenderSpec) -> dict[str, tuple]:
@@ -255,36 +289,39 @@ class Trainer:
 
     # -- data ------------------------------------------------------------------------------------
     def _cached_render(self, name: str, spec: RenderSpec, kind: str, seed: int, n: int, renderer) -> tuple:
-        """Render (or load from run_dir/data) n melodies -> (spec (n,T,128), truth (n,T,K))."""
+        """Render (or load from run_dir/data) n melodies -> (spec (n,T,128), truth (n,T,K), source (n,))."""
         ddir = self.run_dir / "data"
         key = render_key(spec, kind, seed, n)
-        paths = [ddir / f"{name}.spec.npy", ddir / f"{name}.truth.npy", ddir / f"{name}.key.json"]
-        if self.rank == 0 and not (paths[2].is_file() and paths[2].read_text() == key):
-            s, t = renderer.melodies(kind, seed, n, progress=f"render {name}" if self.progress else None)
+        paths = [ddir / f"{name}.spec.npy", ddir / f"{name}.truth.npy", ddir / f"{name}.source.npy",
+                 ddir / f"{name}.key.json"]
+        if self.rank == 0 and not (paths[3].is_file() and paths[3].read_text() == key and paths[2].is_file()):
+            arrays = renderer.melodies(kind, seed, n, progress=f"render {name}" if self.progress else None)
             ddir.mkdir(parents=True, exist_ok=True)
-            for arr, p in ((s, paths[0]), (t, paths[1])):
+            for arr, p in zip(arrays, paths):
                 save_npy_atomic(p, arr)
-            write_text_atomic(paths[2], key)
+            write_text_atomic(paths[3], key)
         if self.world > 1:
             dist.barrier()
-        return (np.load(paths[0], allow_pickle=False), np.load(paths[1], allow_pickle=False))
+        return tuple(np.load(p, allow_pickle=False) for p in paths[:3])
 
     def prepare_data(self) -> None:
         plan = render_plan(self.cfg, self.loop_spec, self.target_spec)
         workers = self.cfg["data"]["workers"]
         with Renderer(self.loop_spec, workers) as r:
-            self.random = self._cached_render("random", *plan["random"], r)
+            self.random = self._cached_render("random", *plan["random"], r)[:2]
             if self.target_spec is self.loop_spec:
-                self.target = self._cached_render("target", *plan["target"], r)
-                self.val = self._cached_render("val", *plan["val"], r)
+                target = self._cached_render("target", *plan["target"], r)
+                val = self._cached_render("val", *plan["val"], r)
         if self.target_spec is not self.loop_spec:
             with Renderer(self.target_spec, workers) as r:
-                self.target = self._cached_render("target", *plan["target"], r)
-                self.val = self._cached_render("val", *plan["val"], r)
-            # truth frames in the model's control order (exp2's extra knobs are not the model's)
-            cols = [self.target_space.index(n) for n in self.space.names]
-            self.target = (self.target[0], self.target[1][..., cols])
-            self.val = (self.val[0], self.val[1][..., cols])
+                target = self._cached_render("target", *plan["target"], r)
+                val = self._cached_render("val", *plan["val"], r)
+        # truth frames in the model's control order (exp2's extra knobs are not the model's)
+        cols = [self.target_space.index(n) for n in self.space.names]
+        self.target = (target[0], target[1][..., cols])
+        self.val = (val[0], val[1][..., cols])
+        self.target_known = knobs_known(self.target_spec, self.loop_spec, target[2])   # (n,) bool
+        self.val_known = knobs_known(self.target_spec, self.loop_spec, val[2])
 
     # -- helpers ---------------------------------------------------------------------------------
     def _t(self, a: np.ndarray) -> torch.Tensor:
@@ -344,12 +381,15 @@ class Trainer:
         opt.step()
         self.step += 1
 
-    def _sup_loss(self, spec: torch.Tensor, truth: torch.Tensor):
-        controls, logits = self._encode_train(spec)
+    def _sup_loss(self, spec: torch.Tensor, truth: torch.Tensor, knobs_known: torch.Tensor | None = None,
+                  encoded: tuple | None = None):
+        """Supervised loss of E on (spec, truth) (B, C, T); knobs_known (B,) 0/1 masks the knob terms
+        per melody (None: all known); encoded: E's (controls, logits) for spec when already computed."""
+        controls, logits = encoded if encoded is not None else self._encode_train(spec)
         w = self.warm
         return supervised_loss(controls[:, :, w:], None if logits is None else logits[:, :, w:], truth[:, :, w:],
                                self.i_pitch, self.i_gate, self.enc_cfg.pitch_classes,
-                               knob_scales=self._knob_scales())
+                               knob_scales=self._knob_scales(), knobs_known=knobs_known)
 
     def _knob_scales(self) -> torch.Tensor | None:
         """Standardizing knob weights from the labelled random renders (optim.knob_loss), computed once."""
@@ -401,19 +441,27 @@ class Trainer:
                 spec, truth = self._t(self._crop(src[0], idx, offs, crop)), self._t(self._crop(src[1], idx, offs, crop))
                 loss, parts = self._sup_loss(spec, truth)
                 self._apply(loss, self.opt_e, self.encoder.parameters())
-            else:   # encoder, mirror: ||D(E(x)) - x|| with D frozen (+ optional supervised term)
+            else:   # encoder, mirror: ||D(E(x)) - x|| with D frozen (+ optional supervised terms)
                 x = self._t(self._crop(src[0], idx, offs, crop))
-                controls, _ = self._encode_train(x)
+                controls, logits = self._encode_train(x)
                 w = self.warm
                 loss = spectrogram_loss(self.decoder(controls)[:, :, w:], self._c(x)[:, :, w:])
                 mirror_part = float(loss.detach())
+                tw = float(m["target_note_weight"])
+                if tw > 0:   # the targets' notes are known (we rendered them); their knobs only for the loop synth
+                    known = torch.from_numpy(self.target_known[idx].astype(np.float32)).to(self.device)
+                    notes, tparts = self._sup_loss(x, self._t(self._crop(src[1], idx, offs, crop)), known,
+                                                   encoded=(controls, logits))
+                    loss = loss + tw * notes
+                    parts["target_sup"] = tparts["sup"]
                 sw = float(m["encoder_sup_weight"])
                 if sw > 0:
                     ri = rng.integers(0, len(self.random[0]), len(idx))
                     ro = rng.integers(0, self.random[0].shape[1] - crop + 1, len(idx))
-                    sup, parts = self._sup_loss(self._t(self._crop(self.random[0], ri, ro, crop)),
-                                                self._t(self._crop(self.random[1], ri, ro, crop)))
+                    sup, sup_parts = self._sup_loss(self._t(self._crop(self.random[0], ri, ro, crop)),
+                                                    self._t(self._crop(self.random[1], ri, ro, crop)))
                     loss = loss + sw * sup
+                    parts.update(sup_parts)
                 self._apply(loss, self.opt_e, self.encoder.parameters())
                 parts["mirror"] = mirror_part
             parts["loss"] = float(loss.detach())
@@ -451,8 +499,9 @@ class Trainer:
             err = np.abs(c.to_physical(f[..., self.i_pitch]) - c.to_physical(t[..., self.i_pitch]))
             out["val_pitch_acc"] = float(np.mean(err[on] < 0.5))
         rest = [k for k in range(len(self.space)) if k not in (self.i_pitch, self.i_gate)]
-        if rest and on.any():
-            out["val_knob_mae"] = float(np.mean(np.abs(f[..., rest] - t[..., rest])[on]))
+        on_known = on & self.val_known[:, None]           # knob truth only where the loop synth played
+        if rest and on_known.any():
+            out["val_knob_mae"] = float(np.mean(np.abs(f[..., rest] - t[..., rest])[on_known]))
         return out
 
     # -- checkpoint / logs -----------------------------------------------------------------------
@@ -512,6 +561,23 @@ class Trainer:
             _truncate_metrics(self.run_dir / "metrics.csv", self.step)
         return True
 
+    def warm_start(self, path: str | Path) -> None:
+        """E's and D's weights from a trained checkpoint (init.from_checkpoint) with the same controls
+        and frontend: the run starts where that one ended (its optimizer state is not taken)."""
+        ck = load_checkpoint(path)
+        for what, mine in (("control_space", self.space.to_dict()), ("frontend", self.frontend.to_dict())):
+            if ck.meta.get(what) != mine:
+                raise ValueError(f"init.from_checkpoint {path}: its {what} differs from this config's; "
+                                 f"start from a checkpoint trained on the same controls and frontend")
+        if ck.decoder is None:
+            raise ValueError(f"init.from_checkpoint {path}: the checkpoint has no decoder (export-only file?)")
+        try:
+            self.encoder.load_state_dict(ck.encoder.state_dict())
+            self.decoder.load_state_dict(ck.decoder.state_dict())
+        except RuntimeError as exc:
+            raise ValueError(f"init.from_checkpoint {path}: its networks do not fit [encoder]/[decoder] of "
+                             f"this config ({str(exc).splitlines()[0]})") from None
+
     def log(self, row: dict) -> None:
         if self.rank != 0:
             return
@@ -530,11 +596,15 @@ class Trainer:
         if self.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(self.cfg, indent=1, sort_keys=True) + "\n")
         if resume:
-            self.resume()
+            resumed = self.resume()
         elif (self.run_dir / "checkpoint" / MODEL_FILE).is_file():
             raise FileExistsError(f"{self.run_dir}/checkpoint exists: pass --resume, or another --out")
-        elif self.rank == 0 and (self.run_dir / "metrics.csv").is_file():
-            (self.run_dir / "metrics.csv").unlink()
+        else:
+            resumed = False
+            if self.rank == 0 and (self.run_dir / "metrics.csv").is_file():
+                (self.run_dir / "metrics.csv").unlink()
+        if not resumed and self.cfg["init"]["from_checkpoint"]:
+            self.warm_start(self.cfg["init"]["from_checkpoint"])
         t0 = time.perf_counter()
         self.prepare_data()
         self.train_time_s += time.perf_counter() - t0
@@ -569,7 +639,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 stats = self.run_epoch(pi, phase, rnd, epoch)
                 row = {"phase": phase, "round": rnd, "epoch": epoch, "lr": (self.opt_d if "decoder" in phase else self.opt_e).param_groups[0]["lr"],
-                       **{("loss_" + k if k in ("sup", "gate", "pitch", "knobs", "mirror") else k): v for k, v in stats.items()}}
+                       **{("loss_" + k if k in ("sup", "gate", "pitch", "knobs", "mirror", "target_sup") else k): v for k, v in stats.items()}}
                 final = epoch == n_epochs - 1
                 if final:
                     if phase == "decoder":

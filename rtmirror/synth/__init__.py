@@ -2,6 +2,7 @@
 
 `make_synth(spec, space, sample_rate=None) -> Synth`, spec one of
   "builtin"                            the built-in voice (numpy + numba)
+  "wide"                               the wide voice: a random timbre per melody (training targets)
   "path/to/plugin.so|.vst3|.dll|.vst"  any VST instrument through DawDreamer + a parameter map
   "fluidsynth:PROGRAM[@FONT.sf2]"      a General MIDI program of a sound font (notes only)
 Data, training, evaluation and the benchmarks name synths this way and render through
@@ -38,11 +39,14 @@ def make_synth(spec: str, space: ControlSpace, sample_rate: int | None = None, *
         return FluidSynthInstrument(program=prog, sample_rate=sample_rate or 44100, soundfont=font or GM_SOUNDFONT)
     if spec == "builtin":
         return BuiltinVoice(space, sample_rate=sample_rate or 8000)
+    if spec == "wide":
+        from rtmirror.synth.wide import WideVoice
+        return WideVoice(space, sample_rate=sample_rate or 8000)
     if spec.lower().endswith(PLUGIN_SUFFIXES):
         from rtmirror.synth.plugin import PluginSynth, default_map_for
         return PluginSynth(spec, space, param_map if param_map is not None else default_map_for(spec),
                            sample_rate=sample_rate or 44100, reuse_engine=reuse_engine)
-    raise ValueError(f"unknown synth {spec!r}: use 'builtin', 'fluidsynth:PROGRAM[@FONT.sf2]' or a "
+    raise ValueError(f"unknown synth {spec!r}: use 'builtin', 'wide', 'fluidsynth:PROGRAM[@FONT.sf2]' or a "
                      f"plugin path ending in {', '.join(PLUGIN_SUFFIXES)}")
 
 

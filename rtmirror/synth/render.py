@@ -32,7 +32,9 @@ from rtmirror.frontend.config import FrontendConfig
 from rtmirror.performer import PerformerConfig, events_to_frames, frames_to_events
 
 # Training melodies use seeds [seed, i] (a list seed): they never meet the held-out sets' integer
-# seeds (models/eval/heldout.py, 10_000_000 and up).
+# seeds (models/eval/heldout.py, 10_000_000 and up). Melody i's source, its synth's random patch
+# (a synth with `vary(rng)`) and its augmentation draw from their own streams [seed, i, STREAM].
+SOURCE_STREAM, PATCH_STREAM, AUGMENT_STREAM = 101, 102, 103
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class RenderSpec:
     duration_s: float
     performer: dict            # PerformerConfig fields
     param_map: str | None = None
+    # A weighted mix of synths for melodies (training targets): melody i is played by one source
+    # drawn from ((synth, weight), ...) with default_rng([seed, i, SOURCE_STREAM]); () = `synth` alone.
+    sources: tuple = ()
+    augment: dict | None = None   # AugmentConfig.to_dict() (rtmirror.synth.augment), applied before wav2aud
 
     @property
     def n_frames(self) -> int:
@@ -55,22 +61,40 @@ _CACHE: dict = {}
 
 
 def _setup(spec: RenderSpec):
-    """(synth, space, frontend config, performer config), built once per process and spec."""
+    """(space, frontend config, performer config) of a spec; its synths are built once per process
+    and spec (`_synth`)."""
     key = repr(spec)
     if _CACHE.get("key") != key:
-        space = ControlSpace.from_dict(spec.space)
-        fe = FrontendConfig.from_dict(spec.frontend)
         _CACHE.clear()
-        _CACHE.update(key=key, value=(make_any_synth(spec.synth, space, fe, spec.param_map), space, fe,
-                                      PerformerConfig(**spec.performer)))
+        _CACHE.update(key=key, synths={}, value=(ControlSpace.from_dict(spec.space), FrontendConfig.from_dict(spec.frontend),
+                                                 PerformerConfig(**spec.performer)))
     return _CACHE["value"]
 
 
+def _synth(spec: RenderSpec, name: str):
+    space, fe, _ = _setup(spec)
+    synths = _CACHE["synths"]
+    if name not in synths:
+        synths[name] = make_any_synth(name, space, fe, spec.param_map if name == spec.synth else None)
+    return synths[name]
+
+
+def source_index(spec: RenderSpec, seed: int, i: int) -> int:
+    """Which of spec.sources plays melody i of (seed) (0 when the spec has one synth)."""
+    if len(spec.sources) <= 1:
+        return 0
+    w = np.array([float(wt) for _, wt in spec.sources])
+    return int(np.random.default_rng([seed, i, SOURCE_STREAM]).choice(len(w), p=w / w.sum()))
+
+
+NATIVE_RATE_SYNTHS = ("builtin", "wide")   # synths that render at the frontend's rate directly
+
+
 def make_any_synth(name: str, space: ControlSpace, fe: FrontendConfig, param_map=None):
-    """A synth from the registry (rtmirror.synth.make_synth); the built-in voice runs at the
-    frontend's rate, so its audio needs no resampling."""
+    """A synth from the registry (rtmirror.synth.make_synth); the built-in and wide voices run at
+    the frontend's rate, so their audio needs no resampling."""
     from rtmirror.synth import make_synth
-    return make_synth(name, space, sample_rate=fe.sample_rate if name == "builtin" else None,
+    return make_synth(name, space, sample_rate=fe.sample_rate if name in NATIVE_RATE_SYNTHS else None,
                       param_map=param_map)
 
 
@@ -101,22 +125,33 @@ def _spectrogram(synth, events, spec: RenderSpec, fe: FrontendConfig) -> np.ndar
     return wav2aud(render_audio(synth, events, spec.duration_s, fe.sample_rate, spec.synth), fe)   # (T, 128)
 
 
-def _melody_job(args) -> tuple[np.ndarray, np.ndarray]:
+def _melody_job(args) -> tuple[np.ndarray, np.ndarray, int]:
     spec, kind, seed, i = args
+    from rtmirror.frontend.cochlea import wav2aud
     from rtmirror.synth.melody import make_melody
 
-    synth, space, fe, _ = _setup(spec)
+    space, fe, _ = _setup(spec)
     mel = make_melody(kind, np.random.default_rng([seed, i]), space, spec.duration_s, seed=i,
                       frame_rate=fe.frame_rate)
-    s = _spectrogram(synth, mel.events, spec, fe)
-    return s, events_to_frames(mel.events, s.shape[0], space, fe.frame_rate)
+    src = source_index(spec, seed, i)
+    name = spec.sources[src][0] if spec.sources else spec.synth
+    synth = _synth(spec, name)
+    if hasattr(synth, "vary"):        # a random patch per melody (the wide voice)
+        synth.vary(np.random.default_rng([seed, i, PATCH_STREAM]))
+    audio = render_audio(synth, mel.events, spec.duration_s, fe.sample_rate, name)
+    if spec.augment:
+        from rtmirror.synth.augment import AugmentConfig, augment
+        audio = augment(audio, fe.sample_rate, AugmentConfig.from_dict(spec.augment),
+                        np.random.default_rng([seed, i, AUGMENT_STREAM]))
+    s = wav2aud(audio, fe)                                                 # (T, 128)
+    return s, events_to_frames(mel.events, s.shape[0], space, fe.frame_rate), src
 
 
 def _frames_job(args) -> np.ndarray:
     spec, frames = args
-    synth, space, fe, perf = _setup(spec)
+    space, fe, perf = _setup(spec)
     events = frames_to_events(np.asarray(frames, np.float64), space, fe.frame_rate, perf)
-    return _spectrogram(synth, events, spec, fe)
+    return _spectrogram(_synth(spec, spec.synth), events, spec, fe)
 
 
 def _warm_worker() -> None:
@@ -161,11 +196,14 @@ class Renderer:
             it = self._pool.map(fn, jobs, chunksize=4)
         return list(tqdm(it, total=len(jobs), desc=progress, leave=False, disable=progress is None))
 
-    def melodies(self, kind: str, seed: int, n: int, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Melodies 0..n-1 of (kind, seed) -> spec (n, T, 128) float32, truth frames (n, T, K) float32."""
+    def melodies(self, kind: str, seed: int, n: int, progress: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Melodies 0..n-1 of (kind, seed) -> spec (n, T, 128) float32, truth frames (n, T, K)
+        float32, source (n,) int64: the index in spec.sources that played each (0 for one synth)."""
         out = self._map(_melody_job, [(self.spec, kind, int(seed), i) for i in range(n)], progress)
         return (np.stack([o[0] for o in out]).astype(np.float32),
-                np.stack([o[1] for o in out]).astype(np.float32))
+                np.stack([o[1] for o in out]).astype(np.float32),
+                np.array([o[2] for o in out], dtype=np.int64))
 
     def frames(self, frames: np.ndarray, progress: str | None = None) -> np.ndarray:
         """Control frames (n, T, K) -> what the synth plays for them, spec (n, T, 128) float32."""
@@ -179,6 +217,13 @@ def spec_dict(spec: RenderSpec) -> dict:
 
 def render_key(spec: RenderSpec, kind: str, seed: int, n: int) -> str:
     """What identifies a rendered set (n melodies of `kind` from `seed` through `spec`): the cache
-    key training writes beside its renders and report runs compare to share them."""
+    key training writes beside its renders and report runs compare to share them. A spec without
+    sources or augmentation has the key it had before those fields existed."""
     import json
-    return json.dumps({"spec": asdict(spec), "kind": kind, "seed": int(seed), "n": int(n)}, sort_keys=True)
+    d = asdict(spec)
+    for k in ("sources", "augment"):
+        if not d[k]:
+            d.pop(k)
+    if "sources" in d:
+        d["sources"] = [list(x) for x in d["sources"]]
+    return json.dumps({"spec": d, "kind": kind, "seed": int(seed), "n": int(n)}, sort_keys=True)

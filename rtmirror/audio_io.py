@@ -1,7 +1,9 @@
 """Audio sources for the engine: a sounddevice input stream, or a file fed in blocks.
 
 Both put mono float32 into a `Ring` (rtmirror.ring) that the engine's worker drains, and expose
-`sample_rate`, `start()`, `stop()`, `finished`, `error`, `latency_s`, `overflows`.
+`sample_rate`, `start()`, `stop()`, `finished`, `error`, `overflows`, and for the latency report
+`period_s` (the block one callback delivers) and `device_latency_s` (the driver's own input
+latency, beyond the period).
 
 The sounddevice callback only copies into the preallocated ring (mono downmix or one channel,
 in place) and counts status flags: it never blocks, allocates per block, logs or raises.
@@ -185,10 +187,22 @@ class MicInput:
         self._stream.start()
 
     @property
+    def period_s(self) -> float:
+        """The audio period: the newest callback's block (the requested blocksize before the
+        first callback, 0 when that is PortAudio's choice)."""
+        return (self.block_frames or self.blocksize) / self.sample_rate
+
+    @property
+    def device_latency_s(self) -> float:
+        """PortAudio's input latency beyond the period being filled (its report includes the
+        period on most host APIs; PortAudio's JACK host API reports the port's capture latency,
+        0 for a JACK client feeding the input directly)."""
+        return max(0.0, self._stream_latency - self.period_s)
+
+    @property
     def latency_s(self) -> float:
-        """Input buffer latency: PortAudio's report, at least one callback block (PortAudio's JACK
-        host API reports 0 when the server declares no capture latency)."""
-        return max(self._stream_latency, self.block_frames / self.sample_rate)
+        """Input buffer latency, worst case: PortAudio's report, at least one period."""
+        return max(self._stream_latency, self.period_s)
 
     def abort(self) -> None:
         """Stop the stream as a device loss would (used by fault tests)."""
@@ -242,17 +256,19 @@ class FileInput:
         self.overflows = 0
         self.error: str | None = None
         self.finished = False
-        self.latency_s = self.block / self.sample_rate if realtime else 0.0
+        self.period_s = self.block / self.sample_rate if realtime else 0.0
+        self.device_latency_s = 0.0
+        self.latency_s = self.period_s
         self.pushed = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
     def from_file(cls, path, sample_rate: int | None = None, **kw) -> "FileInput":
-        import soundfile as sf
         if sample_rate is None:
-            x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-            return cls(x.mean(axis=1), sr, **kw)
+            from rtmirror.audio_file import read_audio
+            x, sr = read_audio(path)
+            return cls(x, sr, **kw)
         from rtmirror.frontend import load_audio
         return cls(load_audio(str(path), sample_rate), sample_rate, **kw)
 

@@ -58,6 +58,13 @@ class LevelGateConfig:
             raise ValueError("hysteresis_db and noise_rise_db_per_s must be >= 0")
         if not (0.0 <= self.zero_fraction < 1.0):
             raise ValueError(f"zero_fraction must be in [0, 1), got {self.zero_fraction}")
+        from rtmirror.checks import number
+        for name in ("open_dbfs", "close_dbfs", "noise_start_dbfs", "noise_min_dbfs", "silence_room_dbfs"):
+            number(name, getattr(self, name), -240.0, 20.0)   # dBFS: -240 is below any float32 signal
+        if self.margin_db is not None:
+            number("margin_db", self.margin_db, 0.0, 120.0)
+        number("hysteresis_db", self.hysteresis_db, 0.0, 120.0)
+        number("noise_rise_db_per_s", self.noise_rise_db_per_s, 0.0, 1000.0)
 
 
 class LevelGate:

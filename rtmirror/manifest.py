@@ -58,7 +58,7 @@ _TOP = {
 
 
 def _fail(msg: str, where: str) -> None:
-    raise ModelError(f"{where}: invalid manifest: {msg}")
+    raise ModelError(f"{where}: invalid manifest: {msg}; re-export the model (`rtmirror export`) or fix its .json")
 
 
 def validate_manifest(m: dict, where: str = "manifest") -> dict:

@@ -94,11 +94,34 @@ class PerformerConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "PerformerConfig":
         """From a TOML table / JSON manifest; unknown keys are an error (a typo must not pass)."""
+        from rtmirror.checks import boolean, number
+
+        if not isinstance(d, dict):
+            raise ValueError(f"performer parameters must be a table, got {d!r}")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown performer parameters: {sorted(unknown)} "
                              f"(known: {sorted(cls.__dataclass_fields__)})")
+        for name, value in d.items():
+            if name in _PERFORMER_FLAGS:
+                boolean(name, value)
+            else:
+                lo, hi, integer = _PERFORMER_RANGES[name]
+                number(name, value, lo, hi, integer=integer)
         return cls(**d)
+
+
+# What a config file may ask for (from_dict); __post_init__ adds the relations (gate_off <= gate_on).
+_PERFORMER_FLAGS = ("retrigger", "legato", "pitch_bend")
+_PERFORMER_RANGES = {  # name -> (lo, hi, integer); frame counts at 125 frames/s (8 ms)
+    "gate_on": (0.0, 1.0, False), "gate_off": (0.0, 1.0, False),
+    "gate_off_frames": (1, 1000, True), "min_note_frames": (1, 1000, True),
+    "pitch_stable_frames": (1, 1000, True), "pitch_stable_tol": (0.0, 2.0, False),
+    "onset_settle_frames": (0, 125, True), "retrigger_semitones": (1.0, 127.0, False),
+    "pitch_hysteresis": (0.0, 0.5, False), "knob_threshold": (0.0, 1.0, False),
+    "bend_range": (0.0, 96.0, False), "bend_threshold": (0.0, 12.0, False),
+    "default_velocity": (1, 127, True),
+}
 
 
 class Performer:

@@ -33,20 +33,28 @@ class FrontendConfig:
     n_channels: int = 128  # output channels (129 filters, lateral inhibition drops one)
 
     def __post_init__(self) -> None:
+        from rtmirror.checks import number
+
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
-        if not (-4 <= int(self.shift) <= 2) or int(self.shift) != self.shift:
-            raise ValueError(f"shift must be an integer octave shift in [-4, 2], got {self.shift!r}")
-        if self.frame_ms <= 0 or self.hop < 1:
+        number("shift (octave shift)", self.shift, -4, 2, integer=True)
+        number("frame_ms", self.frame_ms, 0, 1000, open_lo=True)
+        if self.hop < 1:
             raise ValueError(f"frame_ms must give at least one sample per frame, got {self.frame_ms!r}")
-        if self.tc_ms < 0:
-            raise ValueError(f"tc_ms must be >= 0, got {self.tc_ms!r}")
+        number("tc_ms", self.tc_ms, 0, 1000)
+        number("factor", self.factor, -2, 1000)
         if not (self.factor > 0 or self.factor in (0, -1, -2)):
             raise ValueError(f"factor must be > 0 (sigmoid), 0 (step), -1 (half-wave) or -2 (linear), "
                              f"got {self.factor!r}")
-        if not (self.agc_tau_s > 0 and self.agc_target_rms > 0 and self.agc_max_gain >= 1):
-            raise ValueError("agc needs agc_tau_s > 0, agc_target_rms > 0 and agc_max_gain >= 1, got "
-                             f"{self.agc_tau_s!r}, {self.agc_target_rms!r}, {self.agc_max_gain!r}")
+        try:
+            number("agc_tau_s", self.agc_tau_s, 0, 60, open_lo=True)
+            number("agc_target_rms", self.agc_target_rms, 0, 1, open_lo=True)
+            number("agc_max_gain", self.agc_max_gain, 1, 1e6)
+        except ValueError as exc:
+            raise ValueError(f"agc needs agc_tau_s in (0, 60], agc_target_rms in (0, 1] and agc_max_gain in "
+                             f"[1, 1e6]: {exc}") from None
+        if isinstance(self.n_channels, bool) or self.n_channels != 128:
+            raise ValueError(f"n_channels must be 128 (the cochlea's output channels), got {self.n_channels!r}")
 
     @property
     def sample_rate(self) -> int:
@@ -67,6 +75,10 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FrontendConfig":
+        """From a TOML table / JSON manifest: unknown keys, wrong types and out-of-range values are
+        ValueErrors (ranges: __post_init__)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"frontend parameters must be a table, got {d!r}")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown frontend parameters: {sorted(unknown)}")

@@ -75,17 +75,14 @@ class StreamResampler:
 
 
 def load_audio(path, sr: int) -> np.ndarray:
-    """Read an audio file as mono float32 at sr Hz (channels averaged, soxr HQ resampling)."""
-    import soundfile
+    """Read an audio file as mono float32 at sr Hz (channels averaged, soxr HQ resampling); the
+    file's limits (rate, duration, channels) are rtmirror.audio_file's."""
     import soxr
 
+    from rtmirror.audio_file import read_audio
+
     sr = check_sample_rate(sr, "sr")
-    x, file_sr = soundfile.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
-    if x.shape[0] == 0:
-        raise ValueError(f"{path}: no audio samples")
-    x = x.mean(axis=1)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{path}: contains non-finite samples (NaN/Inf)")
+    x, file_sr = read_audio(path)  # header limits checked before reading; finite, non-empty
     if file_sr != sr:
         x = soxr.resample(x, file_sr, sr, quality="HQ")
     return np.ascontiguousarray(x, dtype=np.float32)

@@ -16,6 +16,7 @@ from rtmirror.controls import ControlSpace
 
 _MIDI_FIELDS = {"threshold", "max_rate_hz", "bend_range"}
 _CONTROL_FIELDS = {"cc", "hires", "lsb_cc", "threshold", "max_rate_hz"}
+MAX_RATE_HZ = 1000.0  # per controller; a 31.25 kbaud MIDI DIN cable carries ~1000 3-byte messages/s
 
 
 @dataclass(frozen=True)
@@ -55,29 +56,45 @@ class CCMap:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "CC map") -> "CCMap":
-        midi = dict(data.get("midi", {}))
+        """From parsed TOML; every error is one ValueError line starting with `source`."""
+        try:
+            return cls._from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}; fix the CC map (format: rtmirror/resources/cc_map_default.toml)") from None
+
+    @classmethod
+    def _from_dict(cls, data: dict) -> "CCMap":
+        from rtmirror.checks import boolean, number, table
+
+        unknown = set(data) - {"midi", "controls"}
+        if unknown:
+            raise ValueError(f"unknown sections {sorted(unknown)} (known: ['controls', 'midi'])")
+        midi = table("midi", data.get("midi", {}))
         unknown = set(midi) - _MIDI_FIELDS
         if unknown:
-            raise ValueError(f"{source}: unknown [midi] fields {sorted(unknown)}")
-        threshold = float(midi.get("threshold", 0.008))
-        max_rate = float(midi.get("max_rate_hz", 62.5))
-        bend_range = float(midi.get("bend_range", 2.0))
-        if not (bend_range > 0):
-            raise ValueError(f"{source}: bend_range must be > 0")
+            raise ValueError(f"unknown [midi] fields {sorted(unknown)}")
+        threshold = float(number("[midi] threshold", midi.get("threshold", 0.008), 0.0, 1.0))
+        max_rate = float(number("[midi] max_rate_hz", midi.get("max_rate_hz", 62.5), 0.0, MAX_RATE_HZ, open_lo=True))
+        bend_range = float(number("[midi] bend_range", midi.get("bend_range", 2.0), 0.0, 96.0, open_lo=True))
         controls = {}
-        for name, fields in data.get("controls", {}).items():
+        for name, fields in table("controls", data.get("controls", {})).items():
+            where = f"control {name!r}"
+            table(f"controls.{name!r}", fields)
             unknown = set(fields) - _CONTROL_FIELDS
             if unknown:
-                raise ValueError(f"{source}: control {name!r} has unknown fields {sorted(unknown)}")
+                raise ValueError(f"{where} has unknown fields {sorted(unknown)}")
             if "cc" not in fields:
-                raise ValueError(f"{source}: control {name!r} needs a cc")
-            cc = int(fields["cc"])
-            hires = bool(fields.get("hires", False))
+                raise ValueError(f"{where} needs a cc")
+            cc = number(f"{where}: cc", fields["cc"], 0, 119, integer=True)
+            hires = boolean(f"{where}: hires", fields.get("hires", False))
             lsb = fields.get("lsb_cc", cc + 32 if hires and cc < 32 else None)
+            if lsb is not None:
+                lsb = number(f"{where}: lsb_cc", lsb, 0, 119, integer=True)
             controls[name] = CCAssignment(
-                name=name, cc=cc, hires=hires, lsb_cc=None if lsb is None else int(lsb),
-                threshold=float(fields.get("threshold", threshold)),
-                max_rate_hz=float(fields.get("max_rate_hz", max_rate)))
+                name=name, cc=cc, hires=hires, lsb_cc=lsb,
+                threshold=float(number(f"{where}: threshold", fields.get("threshold", threshold), 0.0, 1.0)),
+                max_rate_hz=float(number(f"{where}: max_rate_hz", fields.get("max_rate_hz", max_rate),
+                                         0.0, MAX_RATE_HZ, open_lo=True)))
         return cls(controls=controls, threshold=threshold, max_rate_hz=max_rate, bend_range=bend_range)
 
     @classmethod
@@ -89,8 +106,13 @@ class CCMap:
         else:
             p = Path(path)
             if not p.is_file():
-                raise FileNotFoundError(f"CC map file not found: {p}")
-            text, source = p.read_text(), str(p)
+                raise FileNotFoundError(f"{p}: CC map file not found; check the --cc-map path")
+            source = str(p)
+            try:
+                text = p.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{p}: not a text file; a CC map is TOML "
+                                 "(see rtmirror/resources/cc_map_default.toml)") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -37,7 +37,7 @@ def check_audio_header(path: str | Path, *, max_seconds: float = MAX_SECONDS, wh
         info = sf.info(str(p))
     except Exception as exc:  # libsndfile's errors carry the reason on one line
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{name}: not a readable audio file ({reason}); give a WAV/FLAC/OGG file") from None
+        raise ValueError(f"{name}: cannot read audio file ({reason}); give a WAV/FLAC/OGG file") from None
     rate, frames, channels = int(info.samplerate), int(info.frames), int(info.channels)
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise ValueError(f"{name}: the header says {rate} Hz, outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz; "

@@ -50,6 +50,7 @@ from rtmirror.models.checkpoint import (MODEL_FILE, config_hash, load_checkpoint
 from rtmirror.models.decoder import Decoder, DecoderConfig
 from rtmirror.models.encoder import Encoder, EncoderConfig
 from rtmirror.models.layers import compress, receptive_past
+from rtmirror.models.train.config_check import load_checked
 from rtmirror.models.train.losses import knob_scales_from, spectrogram_loss, supervised_loss
 from rtmirror.synth.render import Renderer, RenderSpec, render_key
 
@@ -142,8 +143,7 @@ def load_config(path: str | Path) -> dict:
         if not shipped.is_file():
             raise FileNotFoundError(f"config not found: {path} (nor {shipped})")
         p = shipped
-    with open(p, "rb") as f:
-        return merge_config(tomllib.load(f))
+    return load_checked(p, merge_config)   # types and ranges: models/train/config_check.py
 
 
 # The schedule may change between a run and its resumption (extend or cut a run that is too slow

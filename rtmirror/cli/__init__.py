@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd_parser = argparse.ArgumentParser(prog=f"rtmirror {name}", description=SUBCOMMANDS[name][1])
         target.add_arguments(cmd_parser)
         args = cmd_parser.parse_args(argv[1:])
-        return int(target.run(args) or 0)
+        from rtmirror.cli.common import run_guarded
+        return run_guarded(name, target.run, args)
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         extra = EXTRA_OF.get(missing)

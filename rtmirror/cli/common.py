@@ -27,7 +27,9 @@ def add_engine_options(p: argparse.ArgumentParser, *, wav_flag: bool = True) -> 
     """Every option of a live engine (`rtmirror live`; `rtmirror gui` takes the same)."""
     p.add_argument("--input", metavar="DEV", help="audio input device (index or name; default: system default)")
     if wav_flag:
-        p.add_argument("--wav", metavar="FILE", help="play a WAV file through the engine at real-time pace instead")
+        from rtmirror.audio_file import LIMITS_HELP
+        p.add_argument("--wav", metavar="FILE", help="play a WAV file through the engine at real-time pace instead "
+                       f"(limits: {LIMITS_HELP})")
     p.add_argument("--sample-rate", type=int, help="input sample rate (default: the device's)")
     p.add_argument("--input-channel", type=int, help="use this input channel, 1-based (default: mono mix)")
     g = p.add_mutually_exclusive_group()
@@ -44,3 +46,43 @@ def add_engine_options(p: argparse.ArgumentParser, *, wav_flag: bool = True) -> 
     p.add_argument("--stop-on-port-loss", action="store_true", help="stop when the MIDI port disappears (default: report, keep running)")
     p.add_argument("--print-midi", action="store_true", help="print every MIDI message sent")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
+
+
+# Exceptions that mean "this input (file, flag, folder) cannot be used", never a bug in rtmirror:
+# ValueError covers UserError, ModelError, DatasetError, JSON/TOML/Unicode decode errors.
+BAD_INPUT = (ValueError, OSError, MemoryError)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (libsndfile, mido and numpy add detail lines)."""
+    text = str(exc).strip()
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this input (a corrupt file or an absurd size?); check the input"
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror.lower()}; check the path and its permissions"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_guarded(name: str, run, args) -> int:
+    """run(args) with the last resort: a bad-input exception that escaped the subcommand's own
+    checks becomes one line on stderr and exit code 2 instead of a traceback."""
+    import sys
+    try:
+        return int(run(args) or 0)
+    except BAD_INPUT as exc:
+        print(f"rtmirror {name}: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def load_space(spec: str):
+    """ControlSpace.load(spec) with a malformed control-set file as one ValueError line."""
+    import tomllib
+
+    from rtmirror.controls import ControlSpace
+    try:
+        return ControlSpace.load(spec)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{spec}: not valid TOML ({exc}); fix the control-set file") from None
+    except (TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{spec}: not a valid control set ({type(exc).__name__}: {exc}); "
+                         "see rtmirror/resources/control_sets.toml for the format") from None

@@ -57,12 +57,34 @@ def _summary(checkpoint: Path) -> dict | None:
     return s if isinstance(s, dict) else None
 
 
+MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
+
+
+def check_safetensors_header(checkpoint: str | Path) -> None:
+    """Refuse a file that is not safetensors before the reader sizes a buffer from its first
+    8 bytes (a random file claims an exabyte header). Layout: u64 little-endian header length N,
+    then N bytes of JSON starting with '{', then the tensor data."""
+    p = Path(checkpoint)
+    p = p / "model.safetensors" if p.is_dir() else p
+    if not p.is_file():
+        raise ValueError(f"{p}: no such checkpoint file; give a `rtmirror train` checkpoint folder")
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(9)
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
+    if not (2 <= n <= min(size - 8, MAX_HEADER_BYTES)) or head[8:9] != b"{":
+        raise ValueError(f"{p}: not a safetensors checkpoint (corrupt or another kind of file); "
+                         "give a `rtmirror train` checkpoint folder")
+
+
 def run(args) -> int:
+    from rtmirror.cli.common import one_line
     from rtmirror.export.onnx_export import ExportError, check_parity, export_encoder
     from rtmirror.manifest import ModelError
     from rtmirror.models import load_checkpoint
 
     try:
+        check_safetensors_header(args.checkpoint)
         ckpt = load_checkpoint(args.checkpoint)
         info = manifest_inputs(ckpt.meta)
         summary = _summary(Path(args.checkpoint))
@@ -70,12 +92,18 @@ def run(args) -> int:
             info["metrics"] = summary.get("last_validation") or {}
         if summary and isinstance(summary.get("train_time_min"), (int, float)):
             info["training"]["train_time_min"] = summary["train_time_min"]
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"rtmirror export: cannot read checkpoint {args.checkpoint}: {exc}", file=sys.stderr)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"rtmirror export: cannot read checkpoint {args.checkpoint}: {one_line(exc)}", file=sys.stderr)
         return 2
     out = Path(args.output)
+    if not out.parent.is_dir():
+        print(f"rtmirror export: -o {out}: the folder {out.parent} does not exist; create it first", file=sys.stderr)
+        return 2
     try:
         manifest = export_encoder(ckpt.encoder, out, full=args.full, **info)
+    except OSError as exc:
+        print(f"rtmirror export: {one_line(exc)}", file=sys.stderr)
+        return 2
     except (ExportError, ValueError) as exc:
         print(f"rtmirror export: {exc}", file=sys.stderr)
         return 1

@@ -2,23 +2,28 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from rtmirror.audio_file import LIMITS_HELP
 from rtmirror.frontend.config import NORMALIZATIONS, FrontendConfig
 
 DEFAULT = FrontendConfig()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", type=Path, help="audio file (WAV, FLAC, ...; any rate, mixed to mono)")
+    p.add_argument("input", type=Path, help=f"audio file (WAV, FLAC, ...; mixed to mono; limits: {LIMITS_HELP})")
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
-    p.add_argument("--frame-ms", type=float, default=DEFAULT.frame_ms)
-    p.add_argument("--tc-ms", type=float, default=DEFAULT.tc_ms, help="integration time constant, 0 = frame mean")
+    p.add_argument("--frame-ms", type=float, default=DEFAULT.frame_ms,
+                   help="frame length in ms, (0, 1000], at least one sample (default %(default)s)")
+    p.add_argument("--tc-ms", type=float, default=DEFAULT.tc_ms,
+                   help="integration time constant in ms, [0, 1000], 0 = frame mean")
     p.add_argument("--factor", type=float, default=DEFAULT.factor,
-                   help="hair cell: >0 sigmoid, 0 step, -1 half-wave, -2 linear")
-    p.add_argument("--shift", type=int, default=DEFAULT.shift, help="octave shift: 0 = 16 kHz, -1 = 8 kHz")
+                   help="hair cell: >0 sigmoid (up to 1000), 0 step, -1 half-wave, -2 linear")
+    p.add_argument("--shift", type=int, default=DEFAULT.shift,
+                   help="octave shift -4..2: 0 = 16 kHz, -1 = 8 kHz")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default=DEFAULT.normalization)
     p.add_argument("--title", default=None)
 
@@ -64,18 +69,30 @@ def draw(spec: np.ndarray, cfg: FrontendConfig, path: Path, title: str) -> None:
 
 def run(args) -> int:
     from rtmirror.frontend import load_audio, wav2aud
+    from rtmirror.cli.common import one_line
 
-    cfg = FrontendConfig(frame_ms=args.frame_ms, tc_ms=args.tc_ms, factor=args.factor, shift=args.shift,
-                         normalization=args.normalization)
-    if not args.input.is_file():
-        raise SystemExit(f"rtmirror spectrogram: no such file: {args.input}")
-    x = load_audio(args.input, cfg.sample_rate)
+    def fail(message: str) -> int:
+        print(f"rtmirror spectrogram: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        cfg = FrontendConfig(frame_ms=args.frame_ms, tc_ms=args.tc_ms, factor=args.factor, shift=args.shift,
+                             normalization=args.normalization)
+    except ValueError as exc:
+        return fail(f"{exc}; see --help for the ranges")
+    try:
+        x = load_audio(args.input, cfg.sample_rate)
+    except ValueError as exc:
+        return fail(one_line(exc))
     if len(x) < cfg.hop:
-        raise SystemExit(f"rtmirror spectrogram: {args.input} is shorter than one frame ({cfg.frame_ms:g} ms)")
+        return fail(f"{args.input}: shorter than one frame ({cfg.frame_ms:g} ms); give a longer recording")
     spec = wav2aud(x, cfg)
     title = args.title or (f"{args.input.name}: auditory spectrogram, {cfg.sample_rate} Hz, "
                            f"[{cfg.frame_ms:g}, {cfg.tc_ms:g}, {cfg.factor:g}, {cfg.shift}], {cfg.normalization}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    draw(spec, cfg, args.output, title)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        draw(spec, cfg, args.output, title)
+    except OSError as exc:
+        return fail(one_line(exc))
     print(f"wrote {args.output} ({spec.shape[0]} frames x 128 channels, {len(x) / cfg.sample_rate:.2f} s)")
     return 0

@@ -11,7 +11,9 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
-    p.add_argument("config", help="TOML config file, or a shipped config name (default, exp1, exp2, exp3, tiny)")
+    p.add_argument("config", help="TOML config file, or a shipped config name (default, exp1, exp2, exp3, tiny); "
+                   "every key is type- and range-checked (models/train/config_check.py), e.g. threads "
+                   "1..this machine's cores, name 1-64 of [A-Za-z0-9._-]")
     p.add_argument("--out", default=None, help="run directory (default: runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     p.add_argument("--ship", default=None, metavar="DIR",
@@ -55,20 +57,54 @@ def ship(run_dir: str | Path, dest: str | Path) -> Path:
     return dest
 
 
+def refuse_run_dir(cfg: dict, out: Path, resume: bool) -> str | None:
+    """Why training into `out` must not start (None: it may), decided before anything is written:
+    a refused run leaves the run folder (its config.json, metrics, checkpoint) as it was."""
+    import json
+
+    from rtmirror.models.checkpoint import CONFIG_FILE, MODEL_FILE
+    from rtmirror.models.train.trainer import resume_key
+
+    ck = out / "checkpoint"
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; give a folder for the run"
+    if not (ck / MODEL_FILE).is_file():
+        return None
+    if not resume:
+        return f"{ck} exists: pass --resume, or another --out"
+    try:
+        trained = json.loads((ck / CONFIG_FILE).read_text()).get("train_config", {})
+    except (OSError, ValueError, AttributeError):
+        return f"{ck / CONFIG_FILE}: unreadable; this checkpoint cannot be resumed, use another --out"
+    if resume_key(trained) != resume_key(cfg):
+        return (f"{ck}: checkpoint was trained with another config (only the schedule - epochs, rounds, "
+                f"checkpoint interval - may change on resume); use another --out directory")
+    return None
+
+
 def run(args) -> int:
+    from rtmirror.cli.common import one_line
     from rtmirror.models.train.trainer import load_config, train
+
+    def fail(message: str) -> int:
+        print(f"rtmirror train: {message}", file=sys.stderr)
+        return 2
 
     try:
         cfg = load_config(args.config)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"rtmirror train: {exc}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError) as exc:
+        return fail(one_line(exc))
     out = Path(args.out) if args.out else Path("runs") / cfg["name"]
     try:
+        why = refuse_run_dir(cfg, out, args.resume)
+    except ValueError as exc:
+        why = one_line(exc)
+    if why:
+        return fail(why)
+    try:
         t = train(cfg, out, resume=args.resume, progress=not args.no_progress)
-    except FileExistsError as exc:
-        print(f"rtmirror train: {exc}", file=sys.stderr)
-        return 2
+    except (FileExistsError, ValueError) as exc:
+        return fail(one_line(exc))
     if t.rank == 0:
         print(f"done: {t.step} steps, {t.train_time_s / 60:.1f} min; checkpoint {out / 'checkpoint'}")
         if args.ship:

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import time
-import tomllib
 from dataclasses import asdict
 from pathlib import Path
 

@@ -5,6 +5,7 @@
   "wide"                               the wide voice: a random timbre per melody (training targets)
   "path/to/plugin.so|.vst3|.dll|.vst"  any VST instrument through DawDreamer + a parameter map
   "fluidsynth:PROGRAM[@FONT.sf2]"      a General MIDI program of a sound font (notes only)
+  "random-patch:PATH"                  a plugin with its shipped map, base patch redrawn per melody
 Data, training, evaluation and the benchmarks name synths this way and render through
 rtmirror.synth.render. PluginSynth (DawDreamer) and FluidSynth are imported only when asked
 for, so the live path never loads them.
@@ -39,6 +40,11 @@ def make_synth(spec: str, space: ControlSpace, sample_rate: int | None = None, *
         return FluidSynthInstrument(program=prog, sample_rate=sample_rate or 44100, soundfont=font or GM_SOUNDFONT)
     if spec == "builtin":
         return BuiltinVoice(space, sample_rate=sample_rate or 8000)
+    if spec.startswith("random-patch:"):
+        from rtmirror.synth.patches import RandomPatchPlugin
+        from rtmirror.synth.plugin import default_map_for
+        path = spec[len("random-patch:"):]
+        return RandomPatchPlugin(path, space, str(param_map or default_map_for(path)), sample_rate=sample_rate or 44100)
     if spec == "wide":
         from rtmirror.synth.wide import WideVoice
         return WideVoice(space, sample_rate=sample_rate or 8000)
@@ -46,7 +52,8 @@ def make_synth(spec: str, space: ControlSpace, sample_rate: int | None = None, *
         from rtmirror.synth.plugin import PluginSynth, default_map_for
         return PluginSynth(spec, space, param_map if param_map is not None else default_map_for(spec),
                            sample_rate=sample_rate or 44100, reuse_engine=reuse_engine)
-    raise ValueError(f"unknown synth {spec!r}: use 'builtin', 'wide', 'fluidsynth:PROGRAM[@FONT.sf2]' or a "
+    raise ValueError(f"unknown synth {spec!r}: use 'builtin', 'wide', 'fluidsynth:PROGRAM[@FONT.sf2]', "
+                     f"'random-patch:PLUGIN' or a "
                      f"plugin path ending in {', '.join(PLUGIN_SUFFIXES)}")
 
 

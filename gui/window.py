@@ -664,7 +664,14 @@ class MainWindow(QtWidgets.QMainWindow):
             for key, text in (("latency", "latency —"), ("cpu", "CPU —"), ("dropped", "dropped —"), ("midi", "MIDI —")):
                 lab[key].setText(text)
             return
-        lab["latency"].setText(f"latency {snap.latency_ms:.0f} ms")
+        lat = snap.latency
+        if lat is None:
+            lab["latency"].setText(f"latency {snap.latency_ms:.0f} ms")
+        else:   # the model's share and the engine's, every stage in the tooltip
+            lab["latency"].setText(f"latency {snap.latency_ms:.0f} ms (model {lat.model_ms:.0f} + "
+                                   f"engine {lat.engine_ms:.0f})")
+            lab["latency"].setToolTip("estimated onset -> MIDI note-on latency\n" + "\n".join(
+                f"{name[:-3].replace('_', ' ')}: {v:.1f} ms" for name, v in lat.parts.items()))
         lab["cpu"].setText(f"CPU {100.0 * snap.cpu_share:.0f}%")
         lab["dropped"].setText(f"dropped {snap.dropped_frames}")
         lab["midi"].setText(f"MIDI {snap.midi_msgs_per_s:.0f} msg/s")

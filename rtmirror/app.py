@@ -107,6 +107,7 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     source = make_source(opts)
     outputs = []
     port_desc = "no MIDI port"
+    midi_out_periods = 0.0
     try:
         if not opts.no_port:
             api = choose_api(opts.midi_api)
@@ -116,6 +117,7 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
             else:
                 port = PortOutput(api, port=opts.port, virtual=None if opts.port else opts.virtual)
                 outputs.append(port)
+                midi_out_periods = MIDI_OUT_PERIODS.get(api_label(api), 0.0)
                 kind = "connected to" if opts.port else "virtual port"
                 port_desc = f"{kind} {port.name!r} ({api_label(api)})"
         if opts.print_midi:
@@ -128,7 +130,7 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
                            stop_on_port_loss=opts.stop_on_port_loss, record=opts.record_all)
         engine = Engine(runtime, source, midi, cfg=cfg, csv=csv, snapshot=snapshot, on_message=say,
                         performer_cfg=perf_cfg, level_gate=level_gate_config(opts.gate_floor_dbfs),
-                        scale_lock=scale_lock(opts, cc_map.bend_range))
+                        scale_lock=scale_lock(opts, cc_map.bend_range), midi_out_periods=midi_out_periods)
     except BaseException:
         for o in outputs:          # nothing was sent; close the port, write no file
             if not isinstance(o, MidiFileRecorder):
@@ -149,6 +151,12 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
                           f"note rules: {rules}"
                           + (f"; scale lock {engine.pipeline.scale_lock.name}" if engine.pipeline.scale_lock else ""))
     return engine
+
+
+# The MIDI system's mean wait before a sent message leaves, in audio periods: RtMidi's JACK port
+# writes what was sent at the start of the server's next cycle (measured through a JACK dummy
+# server, docs/bench/live.md); the ALSA sequencer delivers at once.
+MIDI_OUT_PERIODS = {"jack": 0.5}
 
 
 def performer_config(runtime, cc_map, *, pitch_bend: bool = False, legato: bool = False,

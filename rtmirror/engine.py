@@ -185,11 +185,59 @@ class Pipeline:
 class EngineConfig:
     max_backlog_s: float | None = 0.064  # live: drop the oldest audio beyond this; None = never drop
     read_block: int = 2048               # most input samples processed per worker iteration
-    poll_s: float = 0.001                # worker sleep when the ring is empty
+    wait_s: float = 0.01                 # longest wait for audio before the worker looks at requests
     stop_on_port_loss: bool = False      # a vanished MIDI port stops the engine (else: report, go on)
     stats_interval_s: float = 0.25
     port_check_interval_s: float = 0.5
     record: bool = False                 # keep every event, MIDI message and input block (tests)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Where the time from a sound's onset to its MIDI note-on goes, in ms.
+
+    Stages whose wait depends on where the onset falls in a period or a frame count their mean
+    (half the period / frame); `worker_ms` is measured. The model's share (`model_ms`) is the
+    manifest's `delay` (lookahead + the note-on's longest settling wait); `engine_ms` is the rest.
+    """
+    input_ms: float       # audio input: the driver latency PortAudio reports + half a period (the onset's period must end)
+    resampler_ms: float   # LiveResampler: the future half of its window
+    frame_ms: float       # half a frame: the onset's frame is complete with its last sample
+    lookahead_ms: float   # the encoder's lookahead (model)
+    settle_ms: float      # the note-on's longest wait for a settled pitch (model)
+    worker_ms: float      # newest audio written -> its MIDI handed to the port: queue + compute (median)
+    midi_out_ms: float    # the MIDI system's wait for its next cycle (JACK: half a period; ALSA: none)
+    period_ms: float      # the audio period (callback block), for reference; not a part of the sum
+
+    PARTS = ("input_ms", "resampler_ms", "frame_ms", "lookahead_ms", "settle_ms", "worker_ms", "midi_out_ms")
+
+    @property
+    def parts(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.PARTS}
+
+    @property
+    def total_ms(self) -> float:
+        return float(sum(self.parts.values()))
+
+    @property
+    def model_ms(self) -> float:
+        return self.lookahead_ms + self.settle_ms
+
+    @property
+    def engine_ms(self) -> float:
+        return self.total_ms - self.model_ms
+
+    @property
+    def file_to_port_ms(self) -> float:
+        """A note's `rtmirror file` event time -> its note-on at the MIDI port, live: file mode
+        stamps the decision frame with its start, so a whole frame, the lookahead and the engine's
+        stages follow it (detection and settling are in both)."""
+        return self.total_ms - self.settle_ms + self.frame_ms
+
+    def describe(self) -> str:
+        """'latency 33.1 ms = input 1.3 + resampler 1.5 + ... (model 16.0, engine 17.1)'"""
+        parts = " + ".join(f"{name[:-3].replace('_', ' ')} {v:.1f}" for name, v in self.parts.items())
+        return f"latency {self.total_ms:.1f} ms = {parts} (model {self.model_ms:.1f}, engine {self.engine_ms:.1f})"
 
 
 class EngineStopped(RuntimeError):
@@ -201,14 +249,22 @@ class Engine:
 
     source: has `.ring` (rtmirror.ring.Ring), `.sample_rate`, `.start()`, `.stop()`,
             `.finished` (a file source that has pushed everything), `.error` (str or None),
-            `.latency_s` (input buffer latency), `.overflows` (input status flags counted).
+            `.period_s` (the callback block), `.device_latency_s` (the driver's own input latency),
+            `.overflows` (input status flags counted).
     midi:   rtmirror.midi.MidiOut or None; csv: rtmirror.midi.ControlsCsv or None.
+    midi_out_periods: the MIDI system's mean wait before a message leaves, in audio periods
+            (JACK MIDI: the next cycle of the server the JACK audio input shares; ALSA: 0).
+
+    The worker sleeps on the ring (rtmirror.ring.Ring.wait) and starts on a block as soon as the
+    audio callback has written it.
     """
 
     def __init__(self, runtime, source, midi=None, *, cfg: EngineConfig | None = None,
                  performer_cfg=None, frontend: FrontendConfig | None = None, csv=None,
-                 snapshot: Snapshot | None = None, on_message=None, level_gate=None, scale_lock=None):
+                 snapshot: Snapshot | None = None, on_message=None, level_gate=None, scale_lock=None,
+                 midi_out_periods: float = 0.0):
         self.cfg = cfg or EngineConfig()
+        self.midi_out_periods = float(midi_out_periods)
         self.source = source
         self.midi = midi
         self.csv = csv
@@ -229,6 +285,7 @@ class Engine:
         self.input_blocks: list[np.ndarray] = []   # with cfg.record: the audio exactly as processed
         self.dropped_frames = 0
         self.frame_times: list[float] = []  # recent per-frame processing times (s)
+        self.worker_times: list[float] = []  # recent (MIDI handed over - newest audio written), s, blocks with frames
         self.cpu_share = 0.0
         self._thread: threading.Thread | None = None
         self._msgs_window: list[tuple[float, int]] = []
@@ -267,6 +324,7 @@ class Engine:
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stop_event.set()
+        self.source.ring.wake()
         self.join(timeout)
 
     def join(self, timeout: float | None = None) -> bool:
@@ -291,17 +349,22 @@ class Engine:
         return 1 if self.error else 0
 
     # -- latency ---------------------------------------------------------------------------
-    def latency_breakdown(self) -> dict[str, float]:
-        """Seconds per stage (static parts; compute and queue measured by the worker)."""
-        p = self.pipeline
-        return {
-            "input_buffer": float(getattr(self.source, "latency_s", 0.0)),
-            "resampler": p.delay_s,
-            "frame": p.frontend.hop / p.frontend.sample_rate,
-            "encoder_lookahead": p.lookahead / p.frame_rate,
-            "note_settling_max": p.performer.cfg.onset_settle_frames / p.frame_rate,   # worst case
-            "compute": float(np.median(self.frame_times)) if self.frame_times else 0.0,
-        }
+    def latency(self) -> Latency:
+        """The latency by stage (rtmirror.engine.Latency); the worker's part is measured once
+        audio flows (0 before)."""
+        p, src = self.pipeline, self.source
+        period = float(getattr(src, "period_s", 0.0))
+        frame = p.frontend.hop / p.frontend.sample_rate
+        recent = self.worker_times[-500:]
+        return Latency(
+            input_ms=1e3 * (float(getattr(src, "device_latency_s", 0.0)) + period / 2),
+            resampler_ms=1e3 * p.delay_s,
+            frame_ms=1e3 * frame / 2,
+            lookahead_ms=1e3 * p.lookahead * frame,
+            settle_ms=1e3 * p.performer.cfg.onset_settle_frames * frame,
+            worker_ms=1e3 * float(np.median(recent)) if recent else 0.0,
+            midi_out_ms=1e3 * self.midi_out_periods * period,
+            period_ms=1e3 * period)
 
     # -- worker ----------------------------------------------------------------------------
     def _say(self, msg: str) -> None:
@@ -347,17 +410,18 @@ class Engine:
                 if src.error:
                     raise EngineStopped(f"audio input lost: {src.error}")
                 avail = ring.available()
+                if avail == 0:
+                    if src.finished and ring.available() == 0:
+                        self.exhausted = True
+                        break
+                    avail = ring.wait(cfg.wait_s)      # the audio callback's write wakes it
                 if max_backlog is not None and avail > max_backlog:
                     # Overload: keep the newest audio, count what was skipped (latency stays bounded).
                     ring.discard(avail - max_backlog // 2)
                     self.dropped_frames = int(ring.discarded_samples // samples_per_frame)
                     avail = ring.available()
-                if avail == 0:
-                    if src.finished and ring.available() == 0:
-                        self.exhausted = True
-                        break
-                    time.sleep(cfg.poll_s)
-                else:
+                if avail:
+                    written_at = ring.written_at          # the newest block read below came then (or later)
                     n = ring.read(buf[:min(avail, len(buf))])
                     if cfg.record:
                         self.input_blocks.append(buf[:n].copy())
@@ -366,10 +430,10 @@ class Engine:
                         self.midi.encoder.forced = ~np.isnan(snap.hold_values)
                     r = p.process(buf[:n], snap.hold_values)
                     self._emit(r)
-                    dt = time.perf_counter() - t0
+                    t1 = time.perf_counter()
                     if len(r.spec):
-                        per = dt / len(r.spec)
-                        self.frame_times.append(per)
+                        self.frame_times.append((t1 - t0) / len(r.spec))
+                        self.worker_times.append(t1 - written_at)
                     snap.push_columns(r.spec)
                     if len(r.controls):
                         snap.set_controls(r.model[-1], r.controls[-1], r.times[-1])
@@ -432,8 +496,10 @@ class Engine:
         if len(ft):
             snap.frame_ms_median = float(np.median(ft) * 1e3)
             snap.frame_ms_p99 = float(np.percentile(ft, 99) * 1e3)
-        lat = self.latency_breakdown()
-        snap.latency_ms = 1e3 * (sum(lat.values()) + backlog_s)
+        del self.worker_times[:-500]
+        lat = self.latency()
+        snap.latency = lat
+        snap.latency_ms = lat.total_ms + 1e3 * backlog_s
         snap.cpu_share = self.cpu_share
         overflows = int(getattr(self.source, "overflows", 0))
         snap.input_overflows = overflows

@@ -5,8 +5,16 @@ The producer (audio callback) only advances `_written`; the consumer (worker) on
 neither side takes a lock. The storage is preallocated; `write` copies with numpy slicing
 (no Python objects per sample). On overflow the producer drops the whole incoming block and
 counts it: the callback never waits, and the samples already queued stay contiguous.
+
+Waking the consumer: every write sets a threading.Event (`wait()` on the consumer side), so the
+worker starts on a block as soon as it is written instead of polling; `written_at` is the
+time.perf_counter() of the newest write, for the worker's queue + compute figure. Event.set
+takes the Event's internal lock for a few instructions (no wait while the consumer sleeps).
 """
 from __future__ import annotations
+
+import threading
+import time
 
 import numpy as np
 
@@ -21,6 +29,8 @@ class Ring:
         self._read = 0             # total samples ever consumed (consumer-owned)
         self.dropped_samples = 0   # producer side: samples refused because the ring was full
         self.discarded_samples = 0  # consumer side: samples skipped to bound latency
+        self.written_at = 0.0      # time.perf_counter() of the newest write
+        self._ready = threading.Event()
 
     # -- producer -------------------------------------------------------------------------
     def free(self) -> int:
@@ -38,7 +48,12 @@ class Ring:
         if first < n:
             self._buf[:n - first] = block[first:]
         self._written += n
+        self._wrote()
         return True
+
+    def _wrote(self) -> None:
+        self.written_at = time.perf_counter()
+        self._ready.set()
 
     def write_frames(self, frames: np.ndarray, channel: int | None = None) -> bool:
         """From a (n, channels) block: one channel, or the mean of all (mono downmix), in place."""
@@ -60,11 +75,26 @@ class Ring:
                 np.add.reduce(src, axis=1, out=dst)
                 dst *= np.float32(1.0 / n_ch)
         self._written += n
+        self._wrote()
         return True
 
     # -- consumer -------------------------------------------------------------------------
     def available(self) -> int:
         return self._written - self._read
+
+    def wait(self, timeout: float) -> int:
+        """Until samples are queued, wake() is called or `timeout` s passed; returns available().
+        The flag is cleared before the check, so a write after the check always ends the wait."""
+        self._ready.clear()
+        n = self.available()
+        if n == 0:
+            self._ready.wait(timeout)
+            n = self.available()
+        return n
+
+    def wake(self) -> None:
+        """End a consumer's wait without data (stop requests)."""
+        self._ready.set()
 
     def read(self, out: np.ndarray) -> int:
         """Copy up to len(out) samples into out; returns how many."""

@@ -34,7 +34,8 @@ How the GUI uses it (engine = rtmirror.engine.Engine; snap = engine.snapshot):
       snap.level_db, snap.peak            input RMS in dBFS of the newest block (-120 at silence), peak |x|
 
     Stats (updated about 4 times a second)
-      snap.latency_ms       estimated input -> MIDI latency (buffer + queue + algorithmic + compute)
+      snap.latency_ms       estimated input -> MIDI latency (snap.latency's total + the queued audio)
+      snap.latency          rtmirror.engine.Latency: the same by stage (parts in ms), None before the first stats
       snap.cpu_share        worker CPU time / wall time (1.0 = one full core)
       snap.frame_ms_median, snap.frame_ms_p99   processing time per 8 ms frame
       snap.dropped_frames   frames dropped (worker overload + input overflows), total
@@ -84,6 +85,7 @@ class Snapshot:
         self.peak = 0.0
 
         self.latency_ms = 0.0
+        self.latency = None
         self.cpu_share = 0.0
         self.frame_ms_median = 0.0
         self.frame_ms_p99 = 0.0

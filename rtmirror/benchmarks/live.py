@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rtmirror.testing.jack import JackMidiRecorder, JackPlayer
 from rtmirror.testing.probe import demo_audio, melody_onsets, tone_bursts, write_probe_model
 
 
@@ -110,77 +109,42 @@ def bench_compute(model, seconds: float, block: int = 128, sr: int = 16000) -> d
 
 # -- 2. latency through JACK ----------------------------------------------------------------------
 def bench_latency_jack(runs: list[tuple], rate: int = 16000, period: int = 128) -> dict:
-    """Start a JACK dummy server; for each (label, model, audio, onset samples, settle frames or
-    None for the default) play the audio into the live engine and time the note-ons.
-    Returns {label: result}."""
-    import subprocess
-    import uuid
+    """Start a JACK dummy server at rate/period; for each (label, model, audio, onset samples,
+    settle frames or None for the default) play the audio into the live engine and time the
+    note-ons. Returns {label: result}."""
+    from rtmirror.audio_io import forget_jack
+    from rtmirror.testing.jack import JackServer
 
-    name = f"rtmbench{uuid.uuid4().hex[:6]}"
-    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = JackServer(rate, period).start()
     try:
-        os.environ["JACK_DEFAULT_SERVER"] = name
-        os.environ["JACK_NO_START_SERVER"] = "1"
-        subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, stdout=subprocess.DEVNULL)
         return {label: measure_latency_jack(model, audio, onsets, rate, settle_frames=settle)
                 for label, model, audio, onsets, settle in runs}
     finally:
-        from rtmirror.audio_io import forget_jack
         forget_jack()
-        proc.terminate()
-        proc.wait(10)
-        os.environ.pop("JACK_DEFAULT_SERVER", None)
+        server.stop()
 
 
 def measure_latency_jack(model, audio: np.ndarray, onsets: np.ndarray, rate: int,
-                         collect_messages: bool = False, settle_frames: int | None = None) -> dict:
-    """With a JACK server running: engine on PortAudio's JACK input, player + MIDI recorder;
-    latency of the first note-on at or after each onset (within 300 ms)."""
-    from rtmirror import audio_io
-    from rtmirror.cli.live import LiveOptions, build_engine
+                         settle_frames: int | None = None) -> dict:
+    """With a JACK server running: the engine `rtmirror live` builds on PortAudio's JACK input,
+    a player + MIDI recorder in a process of their own (rtmirror.testing.latency); latency of the
+    first note-on at or after each onset (within 300 ms), the engine's reported Latency, and the
+    overhead = measured - the model's delay (manifest: lookahead + settling)."""
+    from rtmirror.testing.latency import jack_input_device, live_engine, onset_latencies_ms, play_take
 
-    audio_io.rescan()
-    dev = next(d for d in audio_io.list_input_devices() if "JACK" in d["hostapi"])
-    engine = build_engine(LiveOptions(input=str(dev["index"]), sample_rate=rate, input_channel=0,
-                                      model=None if model is None else str(model), midi_api="jack",
-                                      virtual="rtmirror-bench", settle_frames=settle_frames),
-                          on_message=lambda m: None)
-    player = JackPlayer(audio)
-    rec = None
-    engine.start()
-    try:
-        rec = JackMidiRecorder("rtmirror-bench", name="bench-rec")
-        player.connect_to_portaudio()
-        start_frame = player.play()
-        while not player.done:
-            time.sleep(0.05)
-        time.sleep(0.3)
-    finally:
-        engine.stop()
-        player.close()
-        if rec is not None:
-            time.sleep(0.1)         # the all-notes-off after stop() crosses JACK
-            rec.close()
-    got = rec.got
-    on_frames = [f for f, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0]
-    lat = []
-    for o in onsets:
-        onset_frame = start_frame + int(round(o))
-        after = [f for f in on_frames if f >= onset_frame]
-        if after and after[0] - onset_frame < 0.3 * rate:
-            lat.append((after[0] - onset_frame) / rate * 1e3)
-    br = {k: v * 1e3 for k, v in engine.latency_breakdown().items()}
-    br["cochlear_group_delay_220Hz"] = cochlear_group_delay_ms(engine.pipeline.frontend)["at_220Hz"]
-    br["midi_out_period"] = 128 / rate * 1e3        # rtmidi's JACK port sends at the next period
-    out = {"onsets": len(onsets), "detected": len(lat),
-           "latency_ms_median": float(np.median(lat)) if lat else None,
-           "latency_ms_p90": float(np.percentile(lat, 90)) if lat else None,
-           "breakdown_ms": br, "period_ms": 128 / rate * 1e3,
-           "dropped_frames": engine.snapshot.dropped_frames, "error": engine.error}
-    if collect_messages:
-        out["messages"] = got
-    return out
+    engine = live_engine(jack_input_device(), rate, model, "rtmirror-bench", settle_frames=settle_frames)
+    take = play_take(engine, audio, "rtmirror-bench", name="bench")
+    lat = onset_latencies_ms(take, onsets)
+    reported = engine.latency()
+    over = lat - reported.model_ms
+    pct = (lambda a, q: float(np.percentile(a, q)) if len(a) else None)   # noqa: E731
+    return {"onsets": len(onsets), "detected": len(lat),
+            "latency_ms_median": pct(lat, 50), "latency_ms_p90": pct(lat, 90),
+            "overhead_ms_median": pct(over, 50), "overhead_ms_p90": pct(over, 90), "overhead_ms_p99": pct(over, 99),
+            "reported_total_ms": reported.total_ms, "model_ms": reported.model_ms,
+            "breakdown_ms": reported.parts, "period_ms": reported.period_ms,
+            "dropped_frames": engine.snapshot.dropped_frames, "input_overflows": engine.source.overflows,
+            "error": engine.error}
 
 
 class NoteChecker:
@@ -278,8 +242,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--melody-seconds", type=float, default=20.0, help="melody for the JACK latency part (the model)")
     p.add_argument("--soak-seconds", type=float, default=0.0,
                    help="also run the soak with this much audio fed as fast as possible (e.g. 3600)")
-    p.add_argument("--settle-frames", type=int, nargs="*", default=[0, 4], metavar="N",
+    p.add_argument("--settle-frames", type=int, nargs="*", default=[], metavar="N",
                    help="JACK part: also time the melody with these note-settling windows (default: 0 4)")
+    p.add_argument("--jack-configs", nargs="+", default=["16000/128"], metavar="RATE/PERIOD",
+                   help="JACK part: server rate/period pairs (default 16000/128; e.g. 48000/128 48000/64 44100/256)")
     p.add_argument("--json", help="write all numbers to this JSON file")
 
 
@@ -306,26 +272,34 @@ def run(args) -> int:
         if args.jack:
             from rtmirror.runtime import EncoderRuntime
             probe = write_probe_model(Path(tmp) / "probe.onnx")
-            bursts, burst_onsets = tone_bursts(args.clicks, 16000)
             space = EncoderRuntime(args.model).space
-            mel_audio, mel = demo_audio(space, args.melody_seconds, 16000, seed=5)
-            mel_audio = np.concatenate([np.zeros(8000, np.float32), mel_audio])
             name = Path(args.model).name if args.model else "shipped model"
-            runs = [("probe encoder, tone bursts", probe, bursts, burst_onsets, None),
-                    (f"{name}, melody (built-in voice)", args.model, mel_audio, melody_onsets(mel, 16000), None)]
-            for n in args.settle_frames:          # the same melody under other note-settling windows
-                runs.append((f"{name}, melody, --settle-frames {n}", args.model, mel_audio,
-                             melody_onsets(mel, 16000), n))
-            lats = bench_latency_jack(runs)
-            results["latency_jack"] = lats
-            print("latency through JACK (16 kHz, 128-sample periods = 8.0 ms):")
-            for label, lat in lats.items():
-                if lat["latency_ms_median"] is not None:
+            results["latency_jack"] = {}
+            for config in args.jack_configs:
+                rate, period = (int(v) for v in config.split("/"))
+                bursts, burst_onsets = tone_bursts(args.clicks, rate, spread_s=0.008, seed=1)
+                mel_audio, mel = demo_audio(space, args.melody_seconds, rate, seed=5)
+                mel_audio = np.concatenate([np.zeros(rate // 2, np.float32), mel_audio])
+                runs = [("probe encoder, tone bursts", probe, bursts, burst_onsets, None),
+                        (f"{name}, melody (built-in voice)", args.model, mel_audio, melody_onsets(mel, rate), None)]
+                for n in args.settle_frames:      # the same melody under other note-settling windows
+                    runs.append((f"{name}, melody, --settle-frames {n}", args.model, mel_audio,
+                                 melody_onsets(mel, rate), n))
+                lats = bench_latency_jack(runs, rate, period)
+                results["latency_jack"][config] = lats
+                print(f"latency through JACK ({rate} Hz, {period}-sample periods = {1e3 * period / rate:.2f} ms):")
+                for label, lat in lats.items():
+                    if lat["latency_ms_median"] is None:
+                        print(f"  {label}: no note-on detected ({lat['error']})")
+                        continue
                     print(f"  {label}: onset -> note-on received: median {lat['latency_ms_median']:.1f} ms, "
-                          f"p90 {lat['latency_ms_p90']:.1f} ms ({lat['detected']}/{lat['onsets']} onsets)")
-                else:
-                    print(f"  {label}: no note-on detected ({lat['error']})")
-                print("    breakdown: " + ", ".join(f"{k} {v:.2f} ms" for k, v in lat["breakdown_ms"].items()))
+                          f"p90 {lat['latency_ms_p90']:.1f} ms ({lat['detected']}/{lat['onsets']} onsets); "
+                          f"reported {lat['reported_total_ms']:.1f} ms")
+                    print(f"    engine overhead (measured - model delay {lat['model_ms']:.1f} ms): median "
+                          f"{lat['overhead_ms_median']:.1f}, p90 {lat['overhead_ms_p90']:.1f}, "
+                          f"p99 {lat['overhead_ms_p99']:.1f} ms; dropped frames {lat['dropped_frames']}, "
+                          f"input overflows (xruns) {lat['input_overflows']}")
+                    print("    reported: " + ", ".join(f"{k[:-3]} {v:.2f}" for k, v in lat["breakdown_ms"].items()))
         if args.soak_seconds > 0:
             s = bench_soak(args.model, args.soak_seconds, Path(tmp))
             results["soak"] = s

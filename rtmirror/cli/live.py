@@ -70,6 +70,7 @@ def run_console(opts: LiveOptions, status: bool = True) -> int:
         engine.midi.close(0.0)
         print(f"rtmirror live: cannot open the audio input: {exc}", file=sys.stderr)
         return 2
+    _say(f"rtmirror live: {start_latency(engine).describe()}")
     t0 = time.monotonic()
     last = t0
     show = status and _isatty(sys.stderr)
@@ -101,6 +102,15 @@ def run_console(opts: LiveOptions, status: bool = True) -> int:
     if needs_hard_exit(engine):
         hard_exit(code)
     return code
+
+
+def start_latency(engine, wait_s: float = 0.5):
+    """The engine's latency by stage once its input has delivered a first period (the period is
+    known then; the worker's part is measured later and reads 0 here)."""
+    t0 = time.monotonic()
+    while getattr(engine.source, "callbacks", 1) == 0 and time.monotonic() - t0 < wait_s and engine.running:
+        time.sleep(0.01)
+    return engine.latency()
 
 
 def _isatty(stream) -> bool:

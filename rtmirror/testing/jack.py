@@ -29,6 +29,7 @@ class JackServer:
         env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
         subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._saved_env = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         os.environ["JACK_NO_START_SERVER"] = "1"
         return self
@@ -46,7 +47,12 @@ class JackServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        os.environ.pop("JACK_DEFAULT_SERVER", None)
+        # the server that was the default before start() (another one may still run) is again
+        for key, value in getattr(self, "_saved_env", {"JACK_DEFAULT_SERVER": None}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class _JackTime:
@@ -183,33 +189,70 @@ class JackMidiRecorder:
         self.clock.close()
 
 
-class JackPlayer:
-    """A JACK client with one output port that plays a mono array once, from a chosen period."""
+def time_of(cycles: np.ndarray, sample: float, rate: int) -> float:
+    """cycles (m, 2): (cycle start s, first sample played in it) -> when `sample` was played."""
+    i = max(0, int(np.searchsorted(cycles[:, 1], sample, side="right")) - 1)
+    return float(cycles[i, 0] + (sample - cycles[i, 1]) / rate)
 
-    def __init__(self, audio: np.ndarray, name: str = "player"):
+
+class JackPlayer:
+    """A JACK client with one output port that plays a mono array once, from a chosen period.
+
+    midi_from: also a MIDI input port, connected to the output port whose name contains this,
+    read in the same process callback: `midi` holds (time, message), on the clock of the audio it
+    played (`time_of(sample)`): the cycle's start (time.perf_counter() as the callback begins)
+    + the event's frame offset / rate. Wall-clock seconds, not JACK frames: a late cycle makes
+    JACK's frame counter jump ahead by whole periods while the audio does not (JACK2's frame
+    timer after an xrun), which would count as latency that nobody hears.
+    """
+
+    def __init__(self, audio: np.ndarray, name: str = "player", midi_from: str | None = None):
         import jack
         self.client = jack.Client(name, no_start_server=True)
         self.port = self.client.outports.register("out")
+        self.midi_port = self.client.midi_inports.register("midi_in") if midi_from else None
         self.audio = np.asarray(audio, np.float32)
+        self.rate = self.client.samplerate
         self.pos = -1                      # -1: silent until play()
         self.start_frame = None
         self.done = False
+        self.midi: list[tuple[float, tuple]] = []
+        self.cycles: list[tuple[float, int]] = []   # (cycle start, perf_counter s; first sample it played)
         self.client.set_process_callback(self._process)
         self.client.activate()
+        if midi_from:
+            sources = [p for p in self.client.get_ports(is_midi=True, is_output=True) if midi_from in p.name]
+            if len(sources) != 1:
+                self.close()
+                raise LookupError(f"no single JACK MIDI output matches {midi_from!r}: {[p.name for p in sources]}")
+            self.client.connect(sources[0], self.midi_port)
+            f0 = self.client.last_frame_time           # the graph carries a connection within periods
+            t0 = time.monotonic()
+            while self.client.last_frame_time - f0 < 3 * self.client.blocksize and time.monotonic() - t0 < 10:
+                time.sleep(0.005)
 
     def _process(self, frames: int) -> None:
+        now = time.perf_counter()
+        if self.midi_port is not None:
+            for offset, data in self.midi_port.incoming_midi_events():
+                self.midi.append((now + offset / self.rate, tuple(bytes(data))))
         buf = self.port.get_array()
         if self.pos < 0 or self.done:
             buf[:] = 0.0
             return
         if self.start_frame is None:
             self.start_frame = self.client.last_frame_time
+        self.cycles.append((now, self.pos))
         chunk = self.audio[self.pos:self.pos + frames]
         buf[:len(chunk)] = chunk
         buf[len(chunk):] = 0.0
         self.pos += frames
         if self.pos >= len(self.audio):
             self.done = True
+
+    def time_of(self, sample: float) -> float:
+        """When audio sample `sample` was played (perf_counter s; after play() finished)."""
+        return time_of(np.asarray(self.cycles, np.float64), sample, self.rate)
 
     def connect_to_portaudio(self) -> str:
         """Connect to the PortAudio input port of the open stream ('PortAudio:in_0', then in_1 for

@@ -133,14 +133,20 @@ def melody_onsets(mel, sr: int, lead_s: float = 0.5, gap_s: float = 0.03):
     return (np.asarray(onsets) + lead_s) * sr
 
 
-def tone_bursts(n: int, sr: int, on_s: float = 0.25, off_s: float = 0.35, f0: float = 220.0):
-    """n saw-ish bursts separated by silence -> (audio, onset sample indices)."""
+def tone_bursts(n: int, sr: int, on_s: float = 0.25, off_s: float = 0.35, f0: float = 220.0,
+                spread_s: float = 0.0, seed: int = 0):
+    """n saw-ish bursts separated by silence -> (audio, onset sample indices).
+
+    spread_s > 0 lengthens each gap by a random 0..spread_s, so the onsets fall at every phase of
+    the frame and period grids (spread_s = one frame: a median over the bursts measures the mean
+    wait of the stages that depend on phase)."""
+    rng = np.random.default_rng(seed)
     t = np.arange(int(on_s * sr)) / sr
     burst = (0.3 * np.sin(2 * np.pi * f0 * t) + 0.15 * np.sin(4 * np.pi * f0 * t)).astype(np.float32)
-    gap = np.zeros(int(off_s * sr), np.float32)
     lead = np.zeros(int(0.5 * sr), np.float32)           # let the AGC and the stream settle
     parts, onsets, pos = [lead], [], len(lead)
     for _ in range(n):
+        gap = np.zeros(int(off_s * sr) + int(rng.uniform(0.0, spread_s) * sr), np.float32)
         onsets.append(pos)
         parts += [burst, gap]
         pos += len(burst) + len(gap)

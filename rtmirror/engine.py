@@ -138,24 +138,41 @@ class Pipeline:
             drop = min(self._warmup, n)
             model = model[drop:]
             self._warmup -= drop
+        # rows are frames self.frames.. (lookahead behind the spectrogram): their levels are known
+        m = len(model)
+        level_open = np.array(self._level_open[:m] + [False] * (m - len(self._level_open)), dtype=bool)
+        del self._level_open[:m]
+        return self.play(spec, model, level_open, hold)
+
+    def play(self, spec: np.ndarray, model: np.ndarray, level_open: np.ndarray,
+             hold: np.ndarray | None = None) -> BlockResult:
+        """The stages after the encoder, for the control rows of frames self.frames.. in order.
+
+        model (m, K): the encoder's control frames; level_open (m,) bool: the level gate's flags of
+        the same frames. Sanitize and clip, level gate, holds, Performer, key/scale lock. The
+        streaming path calls it per block, `rtmirror file` once on the full-sequence graph's rows.
+        """
         controls = model.copy() if np.isfinite(model).all() else np.nan_to_num(model, nan=0.0, posinf=1.0, neginf=0.0)
         np.clip(controls, 0.0, 1.0, out=controls)
         if self._gate_col is not None and len(controls):
-            # rows are frames self.frames.. (lookahead behind the spectrogram): their levels are known
-            level_open = np.array(self._level_open[:len(controls)] + [False] * (len(controls) - len(self._level_open)))
-            del self._level_open[:len(controls)]
             controls[~level_open, self._gate_col] = 0.0
         if hold is not None and not np.isnan(hold).all():
             held = ~np.isnan(hold)
             controls[:, held] = hold[held]
         times = (self.frames + np.arange(len(controls))) / self.frame_rate
         events: list[Event] = []
-        for row in controls:
-            events += self.performer.step(row)
+        step = self.performer.step
+        for row in controls.astype(np.float64):  # the Performer's own dtype: one conversion, not one per row
+            events += step(row)
         if self.scale_lock is not None:
             events = self.scale_lock.process(events)
         self.frames += len(controls)
         return BlockResult(spec, model, controls, times, events)
+
+    def end(self) -> list[Event]:
+        """Close the sounding note after the last frame (Performer flush, through the scale lock)."""
+        flush = self.performer.flush()
+        return self.scale_lock.process(flush) if self.scale_lock is not None else flush
 
     def finish(self, hold: np.ndarray | None = None) -> BlockResult:
         """End of input: push the resampler's tail and the encoder's lookahead out, close notes."""
@@ -169,9 +186,7 @@ class Pipeline:
             tail = self._controls(np.zeros((self.lookahead, self.frontend.n_channels), np.float32), hold)
             tail.spec = tail.spec[:0]            # padding, not spectrogram: one column per control frame
             parts.append(tail)
-        flush = self.performer.flush()
-        if self.scale_lock is not None:
-            flush = self.scale_lock.process(flush)
+        flush = self.end()
         k, c = self._k, self.frontend.n_channels
         return BlockResult(
             np.concatenate([p.spec for p in parts]) if parts else np.zeros((0, c), np.float32),

@@ -26,6 +26,10 @@ from rtmirror.manifest import (
 
 __all__ = ["EncoderRuntime", "ModelError", "load_manifest", "default_model_path"]
 
+# run_full's chunk: 16384 frames (131 s at 125 frames/s) keep the full graph's activations at tens
+# of MB for the shipped model, whatever the file's length.
+FULL_CHUNK_FRAMES = 16384
+
 
 def default_model_path() -> Path:
     """The encoder shipped inside the package (rtmirror/resources/default.onnx)."""
@@ -215,20 +219,47 @@ class EncoderRuntime:
         return np.ascontiguousarray(controls[0].T)                   # (k, K)
 
     # -- offline ---------------------------------------------------------------------------------
-    def run_full(self, spec: np.ndarray) -> np.ndarray:
+    @property
+    def receptive_past(self) -> int:
+        """Past frames each control frame sees: every state caches the past inputs of one causal
+        layer (manifest `step.state_shapes`, last axis), so the layers' caches add up."""
+        return sum(int(shape[-1]) for shape in self._state_shapes)
+
+    def run_full(self, spec: np.ndarray, chunk_frames: int = FULL_CHUNK_FRAMES) -> np.ndarray:
         """spec (T, 128) -> (T, K); row t is the control frame of spectrogram frame t.
 
         Uses the full-sequence graph when the model ships one; otherwise the step graph on a fresh
         zero state with `lookahead` zero frames appended (the same computation). Independent of
         (and leaves untouched) the streaming state.
+
+        Longer inputs run in equal chunks of at most `chunk_frames` rows (memory stays bounded on
+        long files; onnxruntime rounds a very short run differently in the last bit).
+        Each chunk is run with `receptive_past` frames before it and `lookahead` frames after it,
+        so every kept row sees exactly the inputs it sees unchunked; the graph's zero padding is
+        met only at the true start and end of the input.
         """
         x = np.asarray(spec, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != N_CHANNELS:
             raise ValueError(f"run_full expects a spectrogram of shape (T, {N_CHANNELS}), got {x.shape}")
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
         T = x.shape[0]
         if T == 0:
             return np.zeros((0, self.n_controls), np.float32)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        if T <= chunk_frames:
+            return self._run_full_once(x)
+        past, ahead = self.receptive_past, self.lookahead
+        size = -(-T // -(-T // chunk_frames))        # equal chunks: no short last one
+        out = np.empty((T, self.n_controls), np.float32)
+        for a in range(0, T, size):
+            b = min(T, a + size)
+            lo, hi = max(0, a - past), min(T, b + ahead)
+            out[a:b] = self._run_full_once(x[lo:hi])[a - lo:b - lo]
+        return out
+
+    def _run_full_once(self, x: np.ndarray) -> np.ndarray:
+        """x (T >= 1, 128) finite float32 -> (T, K), one graph run (zero padding at both ends)."""
         full = self._full()
         if full is not None:
             f = self.manifest["full"]

@@ -107,6 +107,37 @@ def test_streaming_any_partition(sizes, seed):
     assert np.abs(np.concatenate(outs)[L:] - full[:len(spec) - L]).max() <= TOL
 
 
+@pytest.mark.parametrize("which", ["shipped", "probe"])
+def test_chunked_full_graph_equals_one_run(which, tmp_path):
+    """run_full in chunks (each with receptive_past frames before it and lookahead after it) gives
+    the rows of one unchunked run, bit for bit; and equals the stream after the lookahead shift."""
+    from rtmirror.testing.probe import write_probe_model
+    rt = _shared_rt() if which == "shipped" else EncoderRuntime(write_probe_model(tmp_path / "p.onnx"))
+    assert rt.receptive_past == sum(s[-1] for s in rt.state_shapes)
+    spec = spectrogram(1500, seed=7) * 5.0
+    whole = rt.run_full(spec)
+    for chunk in (128, 333, 1000, 1499):          # equal chunks of 125, 300, 750, 750 rows
+        np.testing.assert_array_equal(rt.run_full(spec, chunk_frames=chunk), whole)
+    rt.reset()
+    L = rt.lookahead
+    streamed = np.concatenate([rt.step(spec[t:t + 50]) for t in range(0, len(spec), 50)]
+                              + ([rt.step(np.zeros((L, 128), np.float32))] if L else []))
+    assert np.abs(streamed[L:] - whole).max() <= TOL
+
+
+def test_chunk_context_is_needed():
+    """The overlap is what makes chunking exact: without the receptive_past frames of context
+    the rows after each cut differ."""
+    rt = _shared_rt()
+    spec = spectrogram(600, seed=8) * 5.0
+    whole = rt.run_full(spec)
+    past = rt.receptive_past
+    cut = rt._run_full_once(np.nan_to_num(spec[200:]))          # chunk at 200 without context
+    assert np.abs(cut[:past // 2] - whole[200:200 + past // 2]).max() > 1e-3
+    with pytest.raises(ValueError, match="chunk_frames"):
+        rt.run_full(spec, chunk_frames=0)
+
+
 _RT: list = []
 
 

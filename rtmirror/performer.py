@@ -177,18 +177,19 @@ class Performer:
         gate = gate_raw if math.isfinite(gate_raw) else 0.0   # non-finite gate = off
         finite = np.isfinite(frame)
         self._last[finite] = frame[finite]                    # others hold the last finite value
+        last = self._last.tolist()    # Python floats: the checks below cost less than on numpy scalars
         out: list[Event] = []
 
         # continuous knobs: first frame, then on change
         for i, name in self._continuous:
-            v = self._last[i]
+            v = last[i]
             if math.isfinite(v):
                 prev = self._sent[name]
                 if prev is None or abs(v - prev) > self.cfg.knob_threshold:
                     self._sent[name] = float(v)
                     out.append(Event(t, CONTROL, name=name, value=float(v)))
 
-        pitch_v = self._last[self._i_pitch]
+        pitch_v = last[self._i_pitch]
         phys = float(self._pitch.to_physical(pitch_v)) if math.isfinite(pitch_v) else None
         if phys is not None:
             self._recent.append(phys)

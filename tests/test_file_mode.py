@@ -13,7 +13,8 @@ from rtmirror.audio_io import FileInput
 from rtmirror.testing.probe import demo_audio, write_probe_model
 from rtmirror.cli import main
 from rtmirror.engine import Engine, EngineConfig, Pipeline
-from rtmirror.cli.file import process
+from rtmirror.cli.file import process, process_full
+from rtmirror.events import NOTE_OFF, NOTE_ON
 from rtmirror.midi import MidiEncoder, MidiOut
 from rtmirror.runtime import EncoderRuntime
 
@@ -48,6 +49,126 @@ def test_live_path_blocks_equal_file_mode(which, probe, melody):
     msgs = midi.send_frames(offline.events, offline.times) + midi.close(offline.times[-1])
     assert [m for _, m in engine.messages] == [m for _, m in msgs]
     assert engine.pipeline.frames == len(offline.controls)
+
+
+# -- the full-sequence graph (the default) == the streaming path (--streaming) ------------------
+CTL_TOL = 1e-5     # step graph vs full graph: onnxruntime's float rounding (~2e-6 measured)
+
+VARIANTS = {
+    "default": {},
+    "key": {"key": "D", "scale": "minor"},
+    "key-auto": {"key": "auto"},
+    "legato": {"legato": True},
+    "pitch-bend": {"pitch_bend": True},
+    "settle-0": {"settle_frames": 0},
+    "settle-4": {"settle_frames": 4},
+}
+
+
+def _pipeline(model, sr, variant):
+    from rtmirror.app import LiveOptions, performer_config, scale_lock
+    from rtmirror.midi.ccmap import CCMap
+    v = VARIANTS[variant]
+    runtime = EncoderRuntime(model)
+    cc_map = CCMap.load()
+    cfg, _ = performer_config(runtime, cc_map, pitch_bend=v.get("pitch_bend", False), legato=v.get("legato", False),
+                              settle_frames=v.get("settle_frames"))
+    lock = scale_lock(LiveOptions(key=v.get("key"), scale=v.get("scale", "major")), cc_map.bend_range)
+    return Pipeline(runtime, sr, cfg, scale_lock=lock)
+
+
+def _held_cc(msgs, times):
+    """{controller: (n_frames,) wire value held at each frame time} from CC messages."""
+    out = {}
+    for t, m in msgs:
+        if m[0] & 0xF0 == 0xB0:
+            out.setdefault(m[1], []).append((t, m[2]))
+    held = {}
+    for cc, tv in out.items():
+        ts, vs = np.array([t for t, _ in tv]), np.array([v for _, v in tv])
+        i = np.searchsorted(ts, times + 1e-9, side="right") - 1
+        held[cc] = np.where(i >= 0, vs[np.maximum(i, 0)], -1)
+    return held
+
+
+def assert_same_performance(full, stream, space):
+    """Same spectrogram and frames; controls within CTL_TOL; note events identical (notes,
+    velocities, frames); every other event at the same frame, its value within CTL_TOL; the MIDI
+    notes identical and each CC's value within one step at every frame (a control sitting on a
+    rounding boundary may round the other way)."""
+    np.testing.assert_array_equal(full.spec, stream.spec)
+    np.testing.assert_array_equal(full.times, stream.times)
+    assert full.controls.shape == stream.controls.shape
+    assert np.abs(full.controls - stream.controls).max() <= CTL_TOL
+    notes = lambda r: [e for e in r.events if e.kind in (NOTE_ON, NOTE_OFF)]   # noqa: E731
+    assert notes(full) == notes(stream) and notes(full)
+    assert [(e.time, e.kind, e.name, e.note) for e in full.events] == \
+        [(e.time, e.kind, e.name, e.note) for e in stream.events]
+    for a, b in zip(full.events, stream.events):
+        assert a.value == pytest.approx(b.value, abs=CTL_TOL)
+
+    def midi(r):
+        out = MidiOut(MidiEncoder(space), [])
+        return out.send_frames(r.events, r.times) + out.close(r.times[-1])
+    ma, mb = midi(full), midi(stream)
+    is_note = lambda m: m[1][0] & 0xE0 == 0x80       # noqa: E731  note-on/off (0x8n, 0x9n)
+    assert [m for m in ma if is_note(m)] == [m for m in mb if is_note(m)]
+    ha, hb = _held_cc(ma, full.times), _held_cc(mb, stream.times)
+    assert ha.keys() == hb.keys()
+    for cc in ha:
+        assert np.abs(ha[cc] - hb[cc]).max() <= 1, cc
+    assert abs(len(ma) - len(mb)) <= max(2, len(mb) // 100)
+
+
+@pytest.mark.parametrize("which", ["shipped", "probe"])
+@pytest.mark.parametrize("seed", [3, 8, 21])
+def test_full_graph_equals_streaming(which, seed, probe):
+    """process_full (spectrogram at once, the full-sequence graph, Pipeline.play on every row)
+    gives the streaming path's performance on random melodies of the built-in voice."""
+    model = None if which == "shipped" else probe
+    audio, _ = demo_audio(EncoderRuntime().space, 4.0, SR, seed=seed)
+    full = process_full(_pipeline(model, SR, "default"), audio)
+    stream = process(_pipeline(model, SR, "default"), audio, 1000)
+    assert_same_performance(full, stream, EncoderRuntime(model).space)
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "default"])
+def test_full_graph_equals_streaming_with_note_options(variant, melody):
+    """--key/--scale (fixed and auto), --legato, --pitch-bend, --settle-frames: the same events."""
+    audio, _ = melody
+    full = process_full(_pipeline(None, SR, variant), audio)
+    stream = process(_pipeline(None, SR, variant), audio, 4096)
+    assert_same_performance(full, stream, EncoderRuntime().space)
+    if VARIANTS[variant].get("pitch_bend"):
+        assert any(e.kind == "pitch_bend" for e in full.events)
+
+
+def test_full_graph_at_other_rates_and_with_bad_samples(probe):
+    """44.1 kHz input (the live resampler, offline in chunks), NaN/Inf samples replaced as the
+    stream replaces them, and a pipeline reused for a second file."""
+    import soxr
+    audio, _ = demo_audio(EncoderRuntime().space, 3.0, SR, seed=5)
+    x = soxr.resample(audio, SR, 44100).astype(np.float32)
+    x[[100, 5000, 70000]] = [np.nan, np.inf, -np.inf]
+    pipe = _pipeline(probe, 44100, "default")
+    process_full(pipe, x[:44100])                      # a first file: reset() before the next
+    full = process_full(pipe, x)
+    stream = process(_pipeline(probe, 44100, "default"), x, 777)
+    assert pipe.nonfinite_samples == 3
+    assert_same_performance(full, stream, pipe.space)
+
+
+def test_file_cli_full_and_streaming_write_the_same_notes(tmp_path, melody):
+    """`rtmirror file` (full graph) and `rtmirror file --streaming` write the same notes."""
+    audio, _ = melody
+    wav = tmp_path / "in.wav"
+    sf.write(wav, audio, SR, subtype="FLOAT")
+    a, b = tmp_path / "a.mid", tmp_path / "b.mid"
+    assert main(["file", str(wav), "-o", str(a)]) == 0
+    assert main(["file", str(wav), "-o", str(b), "--streaming", "--block", "333"]) == 0
+    notes = lambda p: [(m.type, m.note, m.velocity, m.time) for m in mido.MidiFile(p)   # noqa: E731
+                       if m.type in ("note_on", "note_off")]
+    assert notes(a) == notes(b) and notes(a)
 
 
 def test_file_cli_writes_midi_csv_and_resynthesis(tmp_path, probe, melody):

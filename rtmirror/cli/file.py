@@ -1,10 +1,15 @@
 """`rtmirror file IN.wav -o OUT.mid [--controls OUT.csv] [--resynth OUT.wav]`: the live path, offline.
 
-The same `Pipeline` object the live engine runs (resample -> CochlearStream -> encoder step ->
-Performer), fed the file in blocks as fast as the CPU allows, into the same MIDI encoder
-(thresholds, rate caps, latched CCs before note-on, all notes closed). Event times are already on
-the input file's timeline: the streaming resampler holds samples back (latency live) but does not
-shift them.
+The file at once (`process_full`, the default): the live Pipeline's stages, each over the whole
+signal — DC blocker, resampler, cochlea, level gate — then the encoder's full-sequence graph
+once (EncoderRuntime.run_full, in exactly overlapped chunks on long files), then the stages after
+the encoder (`Pipeline.play`: level gate on the gate control, Performer, key/scale lock) on every
+row, into the same MIDI encoder (thresholds, rate caps, latched CCs before note-on, all notes
+closed). Every stage before the encoder is block-partition invariant and the full graph computes
+what the step graph computes, so the events are the streaming path's (tests/test_file_mode.py);
+`--streaming` runs that path instead (`process`: the Pipeline fed in blocks, one encoder step
+per frame). Event times are on the input file's timeline: the resampler holds samples back
+(latency live) but does not shift them.
 """
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ import numpy as np
 from rtmirror.cli.common import add_note_options
 from rtmirror.engine import BlockResult, Pipeline
 
+# Input samples per resampler call in process_full: LiveResampler gathers (outputs x taps)
+# float64 arrays, which stay in cache at this size (60 s at 16 kHz: 230 ms in one call, 110 ms in
+# 4096-sample calls); results do not depend on it.
+RESAMPLE_CHUNK = 8192
+
 
 def add_arguments(p) -> None:
     p.add_argument("input", help="audio file (WAV/FLAC/OGG; any sample rate; stereo is mixed down)")
@@ -26,7 +36,11 @@ def add_arguments(p) -> None:
     p.add_argument("--cc-map", help="CC map TOML (default: rtmirror/resources/cc_map_default.toml)")
     p.add_argument("--channel", type=int, default=1, help="MIDI channel 1..16 (default 1)")
     add_note_options(p)
-    p.add_argument("--block", type=int, default=4096, help="samples per processing block (results do not depend on it)")
+    p.add_argument("--streaming", action="store_true",
+                   help="run the live path instead: the file in blocks, one encoder step per frame "
+                        "(the same events, several times slower; for debugging)")
+    p.add_argument("--block", type=int, default=4096,
+                   help="with --streaming: samples per processing block (results do not depend on it)")
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -37,7 +51,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def process(pipeline: Pipeline, audio: np.ndarray, block: int = 4096, progress: bool = False) -> BlockResult:
-    """Feed audio through the pipeline in blocks, then finish() it. Returns everything at once."""
+    """The streaming path: feed audio through the pipeline in blocks, then finish() it."""
+    pipeline.reset()
     parts = []
     steps = range(0, len(audio), max(1, block))
     if progress:
@@ -46,13 +61,39 @@ def process(pipeline: Pipeline, audio: np.ndarray, block: int = 4096, progress: 
     for i in steps:
         parts.append(pipeline.process(audio[i:i + block]))
     parts.append(pipeline.finish())
-    k = len(pipeline.space)
     return BlockResult(
         np.concatenate([p.spec for p in parts]).astype(np.float32, copy=False),
-        np.concatenate([p.model for p in parts]) if parts else np.zeros((0, k), np.float32),
+        np.concatenate([p.model for p in parts]),
         np.concatenate([p.controls for p in parts]),
         np.concatenate([p.times for p in parts]),
         [e for p in parts for e in p.events])
+
+
+def process_full(pipeline: Pipeline, audio: np.ndarray) -> BlockResult:
+    """The whole file at once, with the encoder's full-sequence graph: the same BlockResult as
+    `process` (spec, model rows within the graphs' float tolerance, the same events)."""
+    pipeline.reset()
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)
+    finite = np.isfinite(x)
+    if not finite.all():                     # as Pipeline.process: non-finite samples become 0
+        pipeline.nonfinite_samples += int(x.size - np.count_nonzero(finite))
+        x = np.where(finite, x, np.float32(0.0))
+    pipeline.input_samples += x.size
+    x = pipeline.dc_block.process(x)
+    if pipeline.resampler is not None:
+        r = pipeline.resampler
+        x = np.concatenate([r.process(x[i:i + RESAMPLE_CHUNK]) for i in range(0, x.size, RESAMPLE_CHUNK)]
+                           + [r.flush()])
+    spec = pipeline.cochlea.process(x, copy=True)                     # (T, 128)
+    level_open = pipeline.level_gate.process(x)                       # (T,) same framing
+    model = pipeline.runtime.run_full(spec)                           # (T, K), row t = frame t
+    if not np.isfinite(model).all():
+        # the step graph restarts from the zero state after a non-finite output; only the
+        # stream itself reproduces that
+        return process(pipeline, audio)
+    result = pipeline.play(spec, model, level_open)
+    result.events += pipeline.end()
+    return result
 
 
 def run(args) -> int:
@@ -84,7 +125,10 @@ def run(args) -> int:
     except (ModelError, ValueError, FileNotFoundError, KeyError) as exc:
         print(f"rtmirror file: {exc}", file=sys.stderr)
         return 2
-    result = process(pipeline, audio, args.block, progress=len(audio) > 60 * sr)
+    if args.streaming:
+        result = process(pipeline, audio, args.block, progress=len(audio) > 60 * sr)
+    else:
+        result = process_full(pipeline, audio)
     events, times = result.events, result.times
 
     midi = MidiOut(encoder, [MidiFileRecorder(args.output)])

@@ -6,14 +6,18 @@ Sets (name -> melodies, control space of the truth, synth that plays them):
   general       general melodies (4 s, MIDI 36-84, rests, legato), live space, the built-in voice
   exp3-amsynth  exp1 paper melodies played by amsynth (DawDreamer) through its shipped map
   exp3-piano    exp1 paper melodies (notes only) played by a sampled GM piano (FluidSynth,
-                FluidR3_GM.sf2, program 0, reverb and chorus off)
+                the csound-soundfont GM bank sf_GMbank.sf2, program 0, reverb and chorus off;
+                FluidR3_GM and the other system GM fonts are kept for independent checks)
+  real          a note-transcription set, not control frames: 120 phrases over 15 instrument
+                families (the whole csound GM bank + a singer), part through room/mic variants,
+                scored in file and live timing; made and scored by models/eval/real.py (NOTE_SETS)
 Every melody is rendered at its synth's rate, resampled (soxr) to the frontend rate (8 kHz) and
 stored with its ground truth: the notes (onset, offset, MIDI pitch, velocity) and the control
 frames `events_to_frames` gives (exp3: only pitch and gate are truth; the knobs are not scored).
 
 Seeds: melody i of a set uses numpy.random.default_rng(seed_base + i) with seed_base =
-HELDOUT_SEED_BASE + 100_000 * set number, i.e. seeds 10_000_000 .. 10_499_999. Training must draw
-its melodies from seeds below 10_000_000 (models/train/trainer.py and rtmirror.synth.dataset do).
+HELDOUT_SEED_BASE + 100_000 * set number, i.e. seeds 10_000_000 .. 10_599_999 (`real` is set number
+5: 10_500_000 + i). Training must draw its melodies from seeds below 10_000_000 (models/train/trainer.py and rtmirror.synth.dataset do).
 Melody i is the same whatever the set size, so a cache of N melodies serves any n <= N.
 
 Cache: datasets/heldout/<set>-n<N>.npz (no pickles) + .json (what made it); spectrograms are
@@ -37,6 +41,8 @@ from rtmirror.synth.melody import FRAME_RATE
 HELDOUT_SEED_BASE = 10_000_000
 CACHE_VERSION = 1
 AMSYNTH_PATH = "/usr/lib/vst/amsynth_vst.so"
+# the csound-soundfont GM bank: reserved for evaluation (no training run uses it)
+CSOUND_GM_FONT = "/usr/share/sounds/sf2/sf_GMbank.sf2"
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,14 @@ SETS: dict[str, SetSpec] = {
     "exp2": SetSpec(1, "paper", "exp2", "builtin", True, "paper melodies, built-in voice, + LFO/vibrato knobs (exp2)"),
     "general": SetSpec(2, "general", "live", "builtin", True, "general melodies (MIDI 36-84), built-in voice, live patch"),
     "exp3-amsynth": SetSpec(3, "paper", "exp1", AMSYNTH_PATH, False, "paper melodies played by amsynth (VST2 via DawDreamer)"),
-    "exp3-piano": SetSpec(4, "paper", "exp1", "fluidsynth:0", False, "paper melodies (notes) played by a GM piano (FluidSynth)"),
+    "exp3-piano": SetSpec(4, "paper", "exp1", f"fluidsynth:0@{CSOUND_GM_FONT}", False,
+                          "paper melodies (notes) played by a GM piano (FluidSynth, csound GM bank)"),
+}
+
+# Sets scored as note transcription only (no control-frame truth), in file and live timing, by
+# models/eval/real.py (`rtmirror eval --checkpoint MODEL.onnx --sets real`).
+NOTE_SETS: dict[str, str] = {
+    "real": "120 phrases, 15 families (csound GM bank + singer), room/mic variants on 5 in 8 (models/eval/real.py)",
 }
 
 
@@ -150,6 +163,8 @@ def generate(name: str, n: int, sample_rate: int = 8000, frame_rate: float = FRA
     """Render set `name` with n melodies (deterministic: melody i from seed seed_base + i)."""
     from tqdm import tqdm
 
+    if name in NOTE_SETS:
+        raise KeyError(f"held-out set {name!r} is a note set: models/eval/real.py makes and scores it")
     if name not in SETS:
         raise KeyError(f"unknown held-out set {name!r}; known: {sorted(SETS)}")
     spec = SETS[name]

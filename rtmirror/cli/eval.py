@@ -3,6 +3,11 @@
     rtmirror eval                                  # every checkpoint under models/checkpoints/
     rtmirror eval --checkpoint models/checkpoints/exp1 --sets exp1,exp3-piano -n 50
     rtmirror eval --report                         # the one command that regenerates REPORT.md
+    rtmirror eval --checkpoint MODEL.onnx --sets real --live-n 30 --anchors   # docs/eval/real.md
+
+`--sets real` (models/eval/real.py) scores exported .onnx models on the note set `real` through
+the Pipeline users run, in file and live timing, with the anchors beside them (--anchors: the
+venvs tools/anchors/setup.sh makes); it needs no torch.
 
 Each model is evaluated on the sets that fit its control space (exp1 -> exp1 + exp3, exp2 -> exp2,
 live -> general + exp3 piano) unless --sets names them. Results go to docs/report/results.json;
@@ -57,6 +62,14 @@ def add_arguments(p) -> None:
                         "NAME-noinit (init off, no supervised term) and NAME-supervised (same optimizer steps); then exit")
     p.add_argument("--train", default=None, metavar="CONFIG",
                    help="train one config as a report run (runs/NAME, docs/report/configs/NAME.json); then exit")
+    p.add_argument("--live-n", type=int, default=0, metavar="N",
+                   help="with --sets real: also score the first N melodies in live timing (real time: ~8 s each)")
+    p.add_argument("--anchors", action="store_true",
+                   help="with --sets real: run basic-pitch and PESTO (+ causal segmenter) on the same files")
+    p.add_argument("--anchor-root", default="/work/anchors", metavar="DIR",
+                   help="where the anchor venvs are (DIR/basic-pitch, DIR/pesto; tools/anchors/setup.sh DIR)")
+    p.add_argument("--real-out", default="docs/eval/real.md", metavar="MD",
+                   help="with --sets real: the results page (a .json beside it)")
     p.add_argument("--with-base", action="store_true",
                    help="with --train-baselines: train the MirrorNet config itself too (as NAME)")
 
@@ -245,6 +258,15 @@ def _result_cache_path(args, model, set_name: str, n: int) -> Path | None:
 
 
 def run(args) -> int:
+    from rtmirror.models.eval.heldout import NOTE_SETS
+
+    requested = [item.partition(":")[0].strip() for item in args.sets.split(",") if item.strip()]
+    if any(s in NOTE_SETS for s in requested):
+        if not all(s in NOTE_SETS for s in requested):
+            print(f"rtmirror eval: note sets ({', '.join(NOTE_SETS)}) run on their own; drop "
+                  f"{', '.join(s for s in requested if s not in NOTE_SETS)} from --sets", file=sys.stderr)
+            return 2
+        return run_real(args)
     import torch
 
     from rtmirror.models.eval import evaluate as E
@@ -438,3 +460,95 @@ def _read_discussion(fig_dir: Path) -> str:
     """docs/report/discussion.md: the hand-written reading of the numbers, kept in the report."""
     p = fig_dir / "discussion.md"
     return p.read_text() if p.is_file() else ""
+
+
+def run_real(args) -> int:
+    """--sets real[:N]: each .onnx in file timing (and live on the first --live-n), the anchors on
+    the same WAVs; prints a table, writes --real-out (markdown) and a .json beside it."""
+    from rtmirror.models.eval import real as R
+
+    onnx = [(name, p) for name, p in _parse_checkpoints(args.checkpoint, Path(args.fig_dir), Path(args.runs))
+            if str(p).endswith(".onnx")]
+    if not onnx or len(onnx) != len(args.checkpoint):
+        print("rtmirror eval: --sets real scores exported models: give --checkpoint MODEL.onnx "
+              "(rtmirror/resources/default.onnx is the shipped one)", file=sys.stderr)
+        return 2
+    for _, p in onnx:
+        if not Path(p).is_file():
+            print(f"rtmirror eval: {p} not found: give an existing --checkpoint MODEL.onnx", file=sys.stderr)
+            return 2
+    n = R.DEFAULT_N
+    for item in args.sets.split(","):
+        name, _, size = item.strip().partition(":")
+        if size:
+            try:
+                n = int(size)
+            except ValueError:
+                print(f"rtmirror eval: --sets {item}: the size must be a number, e.g. real:120", file=sys.stderr)
+                return 2
+    if n < 1 or args.live_n < 0:
+        print("rtmirror eval: melody counts must be positive (--sets real:N, --live-n N)", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    try:
+        rs = R.get(n, args.cache_dir, progress=not args.quiet)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"rtmirror eval: cannot make the real set: {exc} (sound fonts: apt-get install csound-soundfont)",
+              file=sys.stderr)
+        return 2
+    results: dict[str, dict] = {}
+    notes: list[str] = list(args.note)
+    t_render = time.time() - t0
+
+    def show(label: str, res: dict) -> None:
+        a = res["all"]
+        print(f"{label:>44s}  n={a['n']:3d}  F1 {a['f1']:.3f}  P {a['precision']:.3f}  R {a['recall']:.3f}  "
+              f"count {a['count_ratio']:.2f}  lag {a['lag_median_ms']:+.0f} / p90 {a['lag_p90_ms']:+.0f} ms", flush=True)
+
+    for name, path in onnx:
+        from rtmirror.runtime import ModelError
+        try:
+            est = R.file_notes(path, rs, range(len(rs)), progress=not args.quiet)
+        except (ModelError, ValueError, OSError) as exc:
+            print(f"rtmirror eval: cannot run {path}: {exc}", file=sys.stderr)
+            return 2
+        results[f"{name} (file)"] = R.score(rs, est)
+        show(f"{name} (file)", results[f"{name} (file)"])
+        if args.live_n:
+            k = min(args.live_n, len(rs))
+            est, stats = R.live_notes(path, rs, range(k), progress=not args.quiet)
+            label = f"{name} (live, first {k})"
+            results[label] = R.score(rs, est)
+            results[label]["stats"] = stats
+            show(label, results[label])
+            notes.append(f"`{label}`: the Engine at 48 kHz / 128-sample blocks in real time; "
+                         f"{stats['dropped_frames']} frames dropped, {stats['input_overflows']} input overflows"
+                         + (f"; errors: {'; '.join(stats['errors'])}" if stats["errors"] else "") + ".")
+            # the same melodies in file timing, so the two timings compare on one subset
+            sub = f"{name} (file, first {k})"
+            results[sub] = R.score(rs, {i: v for i, v in R.file_notes(path, rs, range(k), progress=False).items()})
+            show(sub, results[sub])
+    if args.anchors:
+        tools = Path(__file__).resolve().parents[2] / "tools" / "anchors"
+        for anchor in R.ANCHORS:
+            try:
+                est, label = R.run_anchor(anchor, rs, Path(args.anchor_root), tools, progress=not args.quiet)
+            except (OSError, RuntimeError) as exc:
+                print(f"rtmirror eval: anchor {anchor} unavailable: {exc}", file=sys.stderr)
+                continue
+            short = R.ANCHORS[anchor][2]
+            results[short] = R.score(rs, est)
+            show(short, results[short])
+            notes.append(f"`{short}`: {label}.")
+    elapsed = time.time() - t0
+    notes.append(f"Wall time {elapsed / 60:.1f} min on a shared 2-core VM (set {'rendered' if t_render > 30 else 'from cache'}).")
+    command = "rtmirror eval " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 \
+        else "rtmirror eval --sets real"
+    out = Path(args.real_out)
+    from rtmirror.fileio import write_text_atomic
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, R.markdown(results, rs, command, notes))
+    write_json_atomic(out.with_suffix(".json"), {"command": command, "n": len(rs), "results": results},
+                      indent=1, allow_nan=True)
+    print(f"results -> {out} ({elapsed:.0f} s)")
+    return 0

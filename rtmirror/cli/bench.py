@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = ("frontend", "synth", "data", "encoder", "live")
+BENCHMARKS = ("frontend", "synth", "data", "encoder", "live", "file")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -96,8 +96,10 @@ def run(args) -> int:
         print(f"rtmirror export: cannot read checkpoint {args.checkpoint}: {one_line(exc)}", file=sys.stderr)
         return 2
     out = Path(args.output)
-    if not out.parent.is_dir():
-        print(f"rtmirror export: -o {out}: the folder {out.parent} does not exist; create it first", file=sys.stderr)
+    try:   # like `train --out`: a new folder for the model is made (an existing file in its place is an error)
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"rtmirror export: -o {out}: cannot make the folder {out.parent}: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
         manifest = export_encoder(ckpt.encoder, out, full=args.full, **info)

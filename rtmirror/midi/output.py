@@ -591,8 +591,9 @@ class MidiFileRecorder:
 
     def check(self) -> None:
         """The engine's periodic call (twice a second): write what waits even when nothing new
-        is sent (a held note)."""
-        if self._pending and time.monotonic() - self._last_flush >= self.flush_s:
+        is sent (a held note), and the empty take on the first call (the file is there from the
+        start of a run, even while the input is silent)."""
+        if self._f is None or (self._pending and time.monotonic() - self._last_flush >= self.flush_s):
             self.flush()
 
     def ticks(self, t: float) -> int:

@@ -17,6 +17,7 @@ def test_stream_resampler_impulse_and_reported_delay(in_sr, out_sr):
     x[impulse_at] = 1.0
     expected_peak = impulse_at * out_sr / in_sr
     outs, n_in, n_out, emitted_lag = [], 0, 0, None
+    prev_delay = 0.0
     for start in range(0, len(x), block):
         y = rs.process(x[start:start + block])
         outs.append(y)

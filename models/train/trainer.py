@@ -405,7 +405,7 @@ class Trainer:
         return self.encoder.encode(spec)
 
     def run_epoch(self, phase_idx: int, phase: str, rnd: int, epoch: int) -> dict:
-        o, m = self.cfg["optim"], self.cfg["mirror"]
+        m = self.cfg["mirror"]
         sums: dict[str, float] = {}
         count = 0
         from tqdm import tqdm

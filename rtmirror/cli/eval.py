@@ -22,6 +22,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from rtmirror.fileio import write_json_atomic
 
 DEFAULT_CHECKPOINTS = Path("models/checkpoints")
 DEFAULT_SETS_BY_SPACE = {
@@ -31,8 +32,6 @@ DEFAULT_SETS_BY_SPACE = {
 }
 SET_ORDER = ["exp1", "exp2", "general", "exp3-amsynth", "exp3-piano"]
 
-
-from rtmirror.fileio import write_json_atomic
 
 
 def add_arguments(p) -> None:

@@ -44,6 +44,7 @@ class LiveOptions:
     duration_s: float | None = None   # stop after this many seconds (None: until stopped)
     key: str | None = None            # scale lock tonic (C, F#, Bb ...) or "auto"; None: off
     scale: str = "major"              # the scale of the lock (rtmirror.scale.MODES)
+    cc_in_silence: bool = False       # knob CCs also while no note sounds (MidiEncoder.cc_in_silence)
 
     def __post_init__(self) -> None:
         if not (1 <= self.channel <= 16):
@@ -77,7 +78,7 @@ def options_from_args(args, **override) -> LiveOptions:
         pitch_bend=getattr(args, "pitch_bend", False), legato=getattr(args, "legato", False),
         gate_floor_dbfs=getattr(args, "gate_floor", -75.0), settle_frames=getattr(args, "settle_frames", None),
         duration_s=getattr(args, "duration", None), key=getattr(args, "key", None),
-        scale=getattr(args, "scale", None) or "major")
+        scale=getattr(args, "scale", None) or "major", cc_in_silence=getattr(args, "cc_in_silence", False))
     return replace(opts, **override) if override else opts
 
 
@@ -99,7 +100,7 @@ def build_engine(opts: LiveOptions, on_message=None, snapshot=None):
     say = on_message or (lambda m: print(m, file=sys.stderr))
     runtime = EncoderRuntime(opts.model)
     cc_map = CCMap.load(opts.cc_map)
-    encoder = MidiEncoder(runtime.space, cc_map, opts.channel - 1)
+    encoder = MidiEncoder(runtime.space, cc_map, opts.channel - 1, cc_in_silence=opts.cc_in_silence)
     perf_cfg, rules = performer_config(runtime, cc_map, pitch_bend=opts.pitch_bend, legato=opts.legato,
                                        settle_frames=opts.settle_frames)
     # The audio source first (device lookup, file read): an input that cannot be found opens

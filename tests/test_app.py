@@ -32,12 +32,13 @@ def every_flag(tmp_path):
             "--record", str(tmp_path / "take.mid"), "--controls", str(tmp_path / "c.csv"),
             "--midi-api", "jack", "--pitch-bend", "--legato", "--settle-frames", "3",
             "--gate-floor", "-60", "--stop-on-port-loss", "--print-midi", "--duration", "1.5",
-            "--key", "F#", "--scale", "dorian"]
+            "--key", "F#", "--scale", "dorian", "--cc-in-silence"]
     expected = LiveOptions(input="3", wav=str(wav), sample_rate=16000, input_channel=1, virtual="mine",
                            channel=5, model="m.onnx", cc_map="map.toml", record=str(tmp_path / "take.mid"),
                            controls_csv=str(tmp_path / "c.csv"), midi_api="jack", pitch_bend=True,
                            legato=True, settle_frames=3, gate_floor_dbfs=-60.0, stop_on_port_loss=True,
-                           print_midi=True, duration_s=1.5, max_backlog_s=0.5, key="F#", scale="dorian")
+                           print_midi=True, duration_s=1.5, max_backlog_s=0.5, key="F#", scale="dorian",
+                           cc_in_silence=True)
     return argv, expected
 
 
@@ -91,6 +92,7 @@ def test_window_engine_gets_the_options_it_was_opened_with(qapp_offscreen, every
                 assert getattr(got, f.name) == getattr(opts, f.name), f.name
         engine = build_engine(got, on_message=lambda m: None)
         assert engine.options is got
+        assert engine.midi.encoder.cc_in_silence is True    # --cc-in-silence reaches the MIDI encoder
         engine.midi.close(0.0)
         assert win.start()
         win.engine.join(15.0)

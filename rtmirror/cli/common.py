@@ -18,6 +18,9 @@ def add_note_options(p: argparse.ArgumentParser) -> None:
                    "or 'auto': detect the key from what is played (default: off)")
     p.add_argument("--scale", default="major", help="the scale for --key: major, minor, harmonic-minor, dorian, "
                    "phrygian, lydian, mixolydian, locrian, major-pentatonic, minor-pentatonic, blues (default major)")
+    p.add_argument("--cc-in-silence", action="store_true",
+                   help="send knob CCs while no note sounds too (default: held from 0.5 s after the last "
+                        "note-off and sent, newest values only, just before the next note-on)")
     p.add_argument("--gate-floor", type=float, default=-75.0, metavar="DBFS",
                    help="no note while the input RMS (before the AGC) is under this level or within 12 dB "
                         "of the tracked room noise; closes 6 dB lower (default -75)")

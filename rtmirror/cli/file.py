@@ -121,7 +121,7 @@ def run(args) -> int:
         from rtmirror.app import LiveOptions, scale_lock
         lock = scale_lock(LiveOptions(key=args.key, scale=args.scale), cc_map.bend_range)
         pipeline = Pipeline(runtime, sr, perf_cfg, level_gate=level_gate_config(args.gate_floor), scale_lock=lock)
-        encoder = MidiEncoder(pipeline.space, cc_map, args.channel - 1)
+        encoder = MidiEncoder(pipeline.space, cc_map, args.channel - 1, cc_in_silence=args.cc_in_silence)
     except (ModelError, ValueError, FileNotFoundError, KeyError) as exc:
         print(f"rtmirror file: {exc}", file=sys.stderr)
         return 2

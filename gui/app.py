@@ -102,6 +102,19 @@ def run_gui(live=None, *, loop: bool = False, autostart: bool = True, record_dir
     if live.wav is not None and not Path(live.wav).is_file():
         print(f"rtmirror gui: no such file: {live.wav}", file=sys.stderr)
         return 2
+    # What the command line names is checked before a window opens (the window's own pickers
+    # show their errors inside it): a bad model or WAV is one line and exit 2, as in `live`.
+    from rtmirror.audio_file import check_audio_header
+    from rtmirror.cli.common import one_line
+    from rtmirror.runtime import EncoderRuntime
+    try:
+        if live.model is not None:
+            EncoderRuntime(live.model)
+        if live.wav is not None:
+            check_audio_header(live.wav)
+    except (ValueError, OSError, MemoryError) as exc:
+        print(f"rtmirror gui: {one_line(exc)}", file=sys.stderr)
+        return 2
     if not display_available():
         print("rtmirror gui: no display (DISPLAY / WAYLAND_DISPLAY unset); use `rtmirror live` in a "
               "console, or QT_QPA_PLATFORM=offscreen for a headless window", file=sys.stderr)

@@ -100,3 +100,17 @@ def check_outputs(inputs: dict[str, str | Path | None], outputs: dict[str, str |
         if k in seen:
             raise UserError(f"{flag} {p} is the same file as {seen[k]}: choose another output path")
         seen[k] = flag
+        check_writable(flag, p)
+
+
+def check_writable(flag: str, path: str | Path) -> None:
+    """Refuse, before any work, an output that cannot be written: its folder missing or not
+    writable, or a folder in its place (the atomic write would fail only at the end)."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise UserError(f"{flag} {p} is a folder: give a file name")
+    if not parent.is_dir():
+        raise UserError(f"{flag} {p}: the folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p}: the folder {parent} is not writable; choose another output path")

@@ -278,10 +278,6 @@ def fuzz_results(tmp_path_factory):
     return t, cases, results
 
 
-# Cases whose fix belongs to code this test does not cover yet: `rtmirror file` checks its output
-# folder only when it writes (exit 1, after the work); `eval` creates --fig-dir before it checks
-# the models; the window shows a bad model or WAV inside itself and exits 0. strict: a fix shows.
-NOT_YET = ("file -o ", "eval ", "gui ")
 
 
 def _problems(t: Path, cases: list[dict], results: dict) -> list[str]:
@@ -306,18 +302,10 @@ def _problems(t: Path, cases: list[dict], results: dict) -> list[str]:
 
 def test_every_bad_input_is_one_line_exit_2(fuzz_results):
     t, cases, results = fuzz_results
-    bad = _problems(t, [c for c in cases if not c["name"].startswith(NOT_YET)], results)
+    bad = _problems(t, cases, results)
     tmp_left = [p.name for d in (t / "out", t / "readonly") if d.is_dir() for p in d.iterdir()
                 if p.name.endswith(".tmp")]
     assert not tmp_left, tmp_left
-    assert not bad, "\n".join(bad)
-
-
-@pytest.mark.xfail(strict=True, reason="file -o (late output check), eval (--fig-dir made first), gui (errors "
-                                       "shown in the window): not fixed here")
-def test_not_yet_covered_commands(fuzz_results):
-    t, cases, results = fuzz_results
-    bad = _problems(t, [c for c in cases if c["name"].startswith(NOT_YET)], results)
     assert not bad, "\n".join(bad)
 
 

@@ -22,6 +22,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from rtmirror.cli.common import one_line
 from rtmirror.fileio import write_json_atomic
 
 DEFAULT_CHECKPOINTS = Path("models/checkpoints")
@@ -283,19 +284,19 @@ def run(args) -> int:
         return 2
     forced_sets = _parse_sets(args.sets, args.n, args.n_exp3)
     fig_dir = Path(args.fig_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
     for s, _ in forced_sets or []:
         if s not in H.SETS:
             print(f"rtmirror eval: unknown set {s!r}; known: {', '.join(H.SETS)}", file=sys.stderr)
             return 2
 
     models = {}
-    for name, path in ckpts:
+    for name, path in ckpts:    # every model loads before anything is written
         try:
             models[name] = E.onnx_model(path, name) if str(path).endswith(".onnx") else E.load_model(path, name)
         except (OSError, ValueError, KeyError) as exc:
-            print(f"rtmirror eval: cannot load {path}: {exc}", file=sys.stderr)
+            print(f"rtmirror eval: cannot load {path}: {one_line(exc)}", file=sys.stderr)
             return 2
+    fig_dir.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict] = {}
     kept: dict[tuple[str, str], E.SetResult] = {}

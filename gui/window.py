@@ -299,7 +299,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
         self.stat_labels = {}
-        for key, tip in (("latency", "estimated input -> MIDI latency"),
+        for key, tip in (("key", "scale lock (--key / --scale): notes are snapped to this scale"),
+                         ("latency", "estimated input -> MIDI latency"),
                          ("cpu", "engine worker CPU time / wall time (1 core = 100%)"),
                          ("dropped", "frames dropped by overload or input overflow"),
                          ("midi", "MIDI messages sent per second")):
@@ -661,9 +662,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_stats(self, snap) -> None:
         lab = self.stat_labels
         if snap is None:
+            lock = self.cfg.live.key
+            lab["key"].setText("key off" if lock is None else
+                               f"key {lock}" + ("" if lock == "auto" else f" {self.cfg.live.scale}"))
             for key, text in (("latency", "latency —"), ("cpu", "CPU —"), ("dropped", "dropped —"), ("midi", "MIDI —")):
                 lab[key].setText(text)
             return
+        lab["key"].setText(f"key {snap.key}")
         lat = snap.latency
         if lat is None:
             lab["latency"].setText(f"latency {snap.latency_ms:.0f} ms")

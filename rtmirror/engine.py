@@ -515,6 +515,8 @@ class Engine:
         lat = self.latency()
         snap.latency = lat
         snap.latency_ms = lat.total_ms + 1e3 * backlog_s
+        lock = self.pipeline.scale_lock
+        snap.key = lock.name if lock is not None else "off"
         snap.cpu_share = self.cpu_share
         overflows = int(getattr(self.source, "overflows", 0))
         snap.input_overflows = overflows

@@ -86,6 +86,7 @@ class Snapshot:
 
         self.latency_ms = 0.0
         self.latency = None
+        self.key = "off"              # the scale lock: "off", "C major", "auto (A minor)", "auto (listening)"
         self.cpu_share = 0.0
         self.frame_ms_median = 0.0
         self.frame_ms_p99 = 0.0

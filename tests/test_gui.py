@@ -275,7 +275,21 @@ def test_window_fed_by_the_engine_shows_its_columns_and_values(themed, qtbot, ke
     assert checked >= 1
     # the status line shows the engine's stats
     assert win.stat_labels["latency"].text().startswith("latency ") and "ms" in win.stat_labels["latency"].text()
+    assert win.stat_labels["key"].text() == "key off"
     assert win.start_button.text().endswith("start")
+
+
+@pytest.mark.parametrize("key,scale,shown", [("D", "dorian", "key D dorian"), ("auto", "major", "key auto (")])
+def test_window_shows_the_scale_lock(themed, qtbot, keep, melody_wav, key, scale, shown):
+    """--key/--scale: the status bar names the lock before the engine starts and while it runs
+    (auto: what the detector has heard so far, from the engine's lock)."""
+    win = make_window(keep, wav=str(melody_wav), no_midi=True, key=key, scale=scale)
+    assert win.stat_labels["key"].text().startswith(shown.split(" (")[0])
+    assert win.start()
+    wait_running(qtbot, win, frames=50)
+    qtbot.waitUntil(lambda: (win.refresh() or True) and win.stat_labels["key"].text().startswith(shown), timeout=5000)
+    assert win.stat_labels["key"].text() == f"key {win.engine.pipeline.scale_lock.name}"
+    win.engine.stop()
 
 
 def test_notes_the_engine_plays_show_in_the_note_display_and_piano_roll(themed, qtbot, keep, melody_wav, tmp_path):

@@ -11,11 +11,13 @@ the gate off unless a frame's RMS is above both
 Hysteresis: an open gate closes only `hysteresis_db` below the opening threshold.
 
 Digital silence is not a room: a frame that is mostly exact zeros (a muted input, an interface
-that starts with zeros, a dropout) keeps the gate closed and lowers the noise-floor estimate no
-further than a quiet room (`silence_room_dbfs`). Before, a second of zeros dragged it to -200 dBFS,
-and the 6 dB/s climb back let room noise play notes for half a minute; from a quiet room the
-climb to room noise or hum takes seconds. (A faster climb after silence would learn a note that
-starts right after it as the room, so the gate would close on it.) Dips shorter than DIP_FRAMES
+that starts with zeros, a dropout) keeps the gate closed and leaves the noise-floor estimate as it
+was, so after a mute or a dropout the room the gate had learnt is back at the first frame (before,
+a second of zeros dragged it to -200 dBFS, and the 6 dB/s climb back let room noise play notes
+for half a minute). Only zeros before any sound (a muted start: no room heard yet) lower it, to
+a quiet room (`silence_room_dbfs`), so a quiet note after a muted start plays; room noise or hum
+after a muted start is learnt at the climb rate (seconds). (A faster climb would learn a note
+that starts right after the silence as the room, so the gate would close on it.) Dips shorter than DIP_FRAMES
 (a 20 ms dropout, smeared by the resampler into near-silence) do not lower the estimate. The
 estimate never falls below `noise_min_dbfs` (near-silence such as dither).
 
@@ -82,6 +84,7 @@ class LevelGate:
         self._fill = 0           # samples in the frame in progress
         self._zeros = 0          # exact-zero samples in the frame in progress
         self._after_silence = 1 << 30   # frames since the last digital-silence frame
+        self._heard = False             # a frame that was not digital silence has been seen
         self._recent = deque([-math.inf] * (DIP_FRAMES - 1), maxlen=DIP_FRAMES - 1)   # last levels (dBFS)
         self.is_open = False
         self.last_dbfs = -math.inf
@@ -121,12 +124,16 @@ class LevelGate:
                 ms = self._acc / self.hop
                 level = 10.0 * math.log10(ms) if ms > 0 else -math.inf
                 if self._zeros > self.cfg.zero_fraction * self.hop:
-                    # digital silence: closed; the room is at most quiet, to be learnt again
+                    # digital silence: closed; the room it knew stays (the levels before the
+                    # silence keep guarding against its smeared edge); before any sound, the
+                    # room is assumed quiet
                     self.is_open = False
-                    self.noise_dbfs = min(self.noise_dbfs, self.cfg.silence_room_dbfs)
+                    if not self._heard:
+                        self.noise_dbfs = min(self.noise_dbfs, self.cfg.silence_room_dbfs)
+                        self._recent.extend([-math.inf] * (DIP_FRAMES - 1))
                     self._after_silence = 0
-                    self._recent.extend([-math.inf] * (DIP_FRAMES - 1))
                 else:
+                    self._heard = True
                     self.is_open = self._decide(level)
                 self.last_dbfs = level
                 out.append(self.is_open)

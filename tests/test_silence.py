@@ -43,6 +43,27 @@ def test_room_noise_after_a_muted_start_is_learnt_within_seconds(kind, level):
         assert notes(x) == []
 
 
+@pytest.mark.parametrize("kind, level", [("noise", -60), ("hum", -40), ("noise", -45)])
+def test_a_mute_mid_stream_brings_the_learnt_room_back_at_once(kind, level):
+    """Room noise or hum, then 2 s of exact zeros (a muted mic), then the same room: the zeros
+    leave the gate's room as it was, so nothing plays after the mute (recovery within a frame),
+    and the estimate after it equals the one of the same stream without the zeros."""
+    rng = np.random.default_rng(5)
+    t = np.arange(8 * SR) / SR
+    room = rng.standard_normal(len(t)) if kind == "noise" else sum(np.sin(2 * np.pi * 50 * h * t) / h for h in (1, 2, 3))
+    room = at_dbfs(room, level)
+    cut = 4 * SR
+    muted = np.concatenate([room[:cut], np.zeros(2 * SR, np.float32), room[cut:]])
+    assert [e for e in notes(muted) if e.time > 4.0] == []          # nothing from the mute on
+    with_zeros, without = LevelGate(128, LevelGateConfig(), 125.0), LevelGate(128, LevelGateConfig(), 125.0)
+    with_zeros.process(muted[:cut + 2 * SR])
+    without.process(room[:cut])
+    assert with_zeros.noise_dbfs == without.noise_dbfs               # the zeros changed nothing
+    a, b = with_zeros.process(room[cut:]), without.process(room[cut:])
+    np.testing.assert_array_equal(a, b)
+    assert with_zeros.noise_dbfs == without.noise_dbfs
+
+
 def test_dropouts_do_not_lower_the_noise_floor():
     """20 ms of exact zeros every 300 ms in -60 dBFS noise: still no notes, and the gate's
     estimate stays at the noise (not -200 dBFS)."""
@@ -81,6 +102,27 @@ def test_dc_blocker_stream_equals_offline(sizes, seed):
         out.append(blk.process(x[pos:pos + n]))
         pos += n
     np.testing.assert_array_equal(np.concatenate(out), ref)
+
+
+def test_dc_blocker_keeps_digital_silence_silent():
+    """A mute mid-signal: from the ZERO_RUN-th zero on the output is exact 0 (not the filter's
+    tail, which the level gate would take for a very quiet room); around it the output is the
+    plain one-pole filter's, so the signal after the mute is unchanged."""
+    from rtmirror.dc_block import ZERO_RUN
+    rng = np.random.default_rng(8)
+    x = (0.2 + 0.1 * rng.standard_normal(3 * SR)).astype(np.float32)
+    x[SR:2 * SR] = 0.0
+    y = dc_block(x, SR)
+    r = DCBlocker(SR).r
+    plain, x1, y1 = np.empty(len(x)), float(x[0]), 0.0
+    for i, xi in enumerate(x.astype(np.float64)):
+        y1 = xi - x1 + r * y1
+        x1 = xi
+        plain[i] = y1
+    assert np.all(y[SR + ZERO_RUN - 1:2 * SR] == 0.0)
+    np.testing.assert_allclose(y[:SR + ZERO_RUN - 1], plain[:SR + ZERO_RUN - 1], atol=1e-6)
+    np.testing.assert_allclose(y[2 * SR:], plain[2 * SR:], atol=1e-6)
+    assert np.count_nonzero(y[:SR] == 0.0) < 5          # a signal's own zeros are not silence
 
 
 def test_dc_blocker_removes_dc_and_keeps_the_lowest_note():

@@ -488,8 +488,9 @@ def _cell(v, fmt="{:.2f}") -> str:
     return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
 
 
-def markdown(results: dict, rs: RealSet, command: str, notes: list[str]) -> str:
-    """results: {system label: score() output} -> docs/eval/real.md."""
+def markdown(results: dict, rs: RealSet, command: str, notes: list[str], timbre: str = "") -> str:
+    """results: {system label: score() output} -> docs/eval/real.md; timbre: an optional markdown
+    section (models/eval/timbre.py) put before the notes."""
     lines = ["# The `real` held-out set: the shipped model against two anchors", "",
              f"Command: `{command}`", "",
              f"{len(rs)} melodies, {len({t['family'] for t in rs.truth})} families, "
@@ -518,6 +519,8 @@ def markdown(results: dict, rs: RealSet, command: str, notes: list[str]) -> str:
         for fam, s in res["families"].items():
             lines.append(f"| {fam} | {s['n']} | {_cell(s['f1'])} | {_cell(s['precision'])} | {_cell(s['recall'])} | "
                          f"{_cell(s['count_ratio'])} | {_cell(s['lag_median_ms'], '{:+.0f}')} | {_cell(s['lag_p90_ms'], '{:+.0f}')} |")
+    if timbre:
+        lines += ["", timbre.rstrip()]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"

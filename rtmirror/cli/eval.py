@@ -70,6 +70,9 @@ def add_arguments(p) -> None:
                    help="where the anchor venvs are (DIR/basic-pitch, DIR/pesto; tools/anchors/setup.sh DIR)")
     p.add_argument("--real-out", default="docs/eval/real.md", metavar="MD",
                    help="with --sets real: the results page (a .json beside it)")
+    p.add_argument("--timbre", action="store_true",
+                   help="with --sets real: also compare the built-in voice with the inferred knobs and with the "
+                        "default patch against the input (auditory-spectrogram distance per family)")
     p.add_argument("--with-base", action="store_true",
                    help="with --train-baselines: train the MirrorNet config itself too (as NAME)")
 
@@ -498,6 +501,7 @@ def run_real(args) -> int:
         return 2
     results: dict[str, dict] = {}
     notes: list[str] = list(args.note)
+    timbre: dict[str, dict] = {}
     t_render = time.time() - t0
 
     def show(label: str, res: dict) -> None:
@@ -528,6 +532,13 @@ def run_real(args) -> int:
             sub = f"{name} (file, first {k})"
             results[sub] = R.score(rs, {i: v for i, v in R.file_notes(path, rs, range(k), progress=False).items()})
             show(sub, results[sub])
+        if args.timbre:
+            from rtmirror.models.eval import timbre as TB
+            scores = TB.timbre_scores(path, rs, range(len(rs)), progress=not args.quiet)
+            timbre[name] = {"summary": TB.timbre_summary(scores), "melodies": scores}
+            a = timbre[name]["summary"]["all"]
+            print(f"{name + ' timbre':>44s}  d inferred {a['d_inferred']:.3f}  d default {a['d_default']:.3f}  "
+                  f"improvement {a['improvement']:+.1%}  closer {a['closer']:.0%}", flush=True)
     if args.anchors:
         tools = Path(__file__).resolve().parents[2] / "tools" / "anchors"
         for anchor in R.ANCHORS:
@@ -547,8 +558,13 @@ def run_real(args) -> int:
     out = Path(args.real_out)
     from rtmirror.fileio import write_text_atomic
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, R.markdown(results, rs, command, notes))
-    write_json_atomic(out.with_suffix(".json"), {"command": command, "n": len(rs), "results": results},
+    timbre_md = ""
+    if timbre:
+        from rtmirror.models.eval.timbre import timbre_markdown
+        timbre_md = "\n".join(timbre_markdown(t["summary"], name if len(timbre) > 1 else "") for name, t in timbre.items())
+    write_text_atomic(out, R.markdown(results, rs, command, notes, timbre=timbre_md))
+    write_json_atomic(out.with_suffix(".json"), {"command": command, "n": len(rs), "results": results,
+                                                 **({"timbre": timbre} if timbre else {})},
                       indent=1, allow_nan=True)
     print(f"results -> {out} ({elapsed:.0f} s)")
     return 0

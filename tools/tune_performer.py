@@ -14,6 +14,11 @@ held-out sets of models/eval/heldout.py use seeds >= 10_000_000, so neither meet
     .venv/bin/python tools/tune_performer.py                    # default vs legacy rules
     .venv/bin/python tools/tune_performer.py --grid             # the rule grid the default came from
     .venv/bin/python tools/tune_performer.py --inspect 5        # model frames around onsets
+    .venv/bin/python tools/tune_performer.py --world 96 --grid-world   # the world sources, rule grid
+
+--world N adds N validation melodies of the training world (seeds 930_000 + i, general melodies,
+live space): the wide voice with a random timbre per melody, through a room and a microphone
+(rtmirror.synth.augment defaults) - the sources world-large trained on, never the held-out sets.
 
 Model outputs are cached (keyed by model sha256 and the melody set) in $TMPDIR, so only the first
 run renders (about a minute on one core).
@@ -32,6 +37,7 @@ import numpy as np
 
 GENERAL_SEED = 900_000
 PAPER_SEED = 950_000
+WORLD_SEED = 930_000
 ONSET_TOL = 0.05
 
 # The rules before the fix (PerformerConfig as it was): note-on on the gate-on frame, retrigger on
@@ -39,7 +45,7 @@ ONSET_TOL = 0.05
 LEGACY = dict(onset_settle_frames=0, pitch_stable_frames=1, pitch_stable_tol=0.5, gate_off_frames=1)
 
 
-def _load_items(n_general: int, n_paper: int, model_path: str | None) -> tuple[list[dict], object]:
+def _load_items(n_general: int, n_paper: int, model_path: str | None, n_world: int = 0) -> tuple[list[dict], object]:
     from rtmirror.controls import ControlSpace
     from rtmirror.frontend import wav2aud
     from rtmirror.runtime import EncoderRuntime
@@ -48,7 +54,8 @@ def _load_items(n_general: int, n_paper: int, model_path: str | None) -> tuple[l
 
     rt = EncoderRuntime(model_path)
     sha = rt.manifest.get("sha256", "")[:16]
-    key = hashlib.sha256(f"{sha}-{n_general}-{n_paper}-{GENERAL_SEED}-{PAPER_SEED}-v1".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{sha}-{n_general}-{n_paper}-{GENERAL_SEED}-{PAPER_SEED}-v1"
+                         f"{f'-world{n_world}-{WORLD_SEED}' if n_world else ''}".encode()).hexdigest()[:16]
     cache = Path(tempfile.gettempdir()) / f"rtmirror-tune-performer-{key}.npz"
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
@@ -57,15 +64,24 @@ def _load_items(n_general: int, n_paper: int, model_path: str | None) -> tuple[l
         return items, rt
     from tqdm import tqdm
     todo = [("general", "live", GENERAL_SEED + i) for i in range(n_general)] + \
-           [("paper", "exp1", PAPER_SEED + i) for i in range(n_paper)]
+           [("paper", "exp1", PAPER_SEED + i) for i in range(n_paper)] + \
+           [("world", "live", WORLD_SEED + i) for i in range(n_world)]
+    from rtmirror.synth.augment import AugmentConfig, augment
     synths = {}
     items = []
     for kind, space_name, seed in tqdm(todo, desc="render + encode", file=sys.stderr):
         space = ControlSpace.load(space_name)
-        if space_name not in synths:
-            synths[space_name] = make_synth("builtin", space, sample_rate=rt.frontend.sample_rate)
-        mel = make_melody(kind, np.random.default_rng(seed), space, seed=seed)
-        audio = synths[space_name].render(mel.events, mel.duration_s)
+        voice = "wide" if kind == "world" else "builtin"
+        if (voice, space_name) not in synths:
+            synths[voice, space_name] = make_synth(voice, space, sample_rate=rt.frontend.sample_rate)
+        synth = synths[voice, space_name]
+        mel = make_melody("general" if kind == "world" else kind, np.random.default_rng(seed), space, seed=seed)
+        if kind == "world":
+            synth.vary(np.random.default_rng([seed, 1]))
+        audio = synth.render(mel.events, mel.duration_s)
+        if kind == "world":
+            audio = augment(np.asarray(audio, np.float32), rt.frontend.sample_rate, AugmentConfig(),
+                            np.random.default_rng([seed, 2]))
         frames = rt.run_full(wav2aud(audio, rt.frontend))
         items.append({"kind": kind, "frames": frames, "notes": np.asarray(mel.notes, np.float64).reshape(-1, 4),
                       "duration": mel.duration_s})
@@ -150,10 +166,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n-paper", type=int, default=150)
     ap.add_argument("--grid", action="store_true", help="score the grid of rule settings")
     ap.add_argument("--inspect", type=int, default=0, metavar="N", help="print frames around onsets of N melodies")
+    ap.add_argument("--world", type=int, default=0, metavar="N", help="also N melodies of the training world")
+    ap.add_argument("--grid-world", action="store_true", help="the grid of the rules that make or drop short notes")
     args = ap.parse_args(argv)
 
     from rtmirror.performer import PerformerConfig
-    items, rt = _load_items(args.n_general, args.n_paper, args.model)
+    items, rt = _load_items(args.n_general, args.n_paper, args.model, args.world)
     space, fr = rt.space, rt.frame_rate
     if args.inspect:
         inspect(items, space, args.inspect)
@@ -171,6 +189,16 @@ def main(argv=None) -> int:
                         configs[f"settle={settle} stable={stable} tol={tol} off={off}"] = dataclasses.replace(
                             default, onset_settle_frames=settle, pitch_stable_frames=stable,
                             pitch_stable_tol=tol, gate_off_frames=off)
+    if args.grid_world:
+        for min_note in (2, 4, 6):
+            for off in (2, 3, 4):
+                for retrig in (1.0, 1.5):
+                    for settle, stable in ((1, 2), (2, 3)):
+                        configs[f"min_note={min_note} off={off} retrig={retrig} settle={settle} stable={stable}"] = \
+                            dataclasses.replace(default, min_note_frames=min_note, gate_off_frames=off,
+                                                retrigger_semitones=retrig, onset_settle_frames=settle,
+                                                pitch_stable_frames=stable)
+    if args.grid:
         for gate_on, gate_off in ((0.5, 0.5), (0.6, 0.4), (0.7, 0.3)):
             configs[f"default gate_on={gate_on} gate_off={gate_off}"] = dataclasses.replace(
                 default, gate_on=gate_on, gate_off=gate_off)

@@ -15,9 +15,14 @@ that starts with zeros, a dropout) keeps the gate closed and leaves the noise-fl
 was, so after a mute or a dropout the room the gate had learnt is back at the first frame (before,
 a second of zeros dragged it to -200 dBFS, and the 6 dB/s climb back let room noise play notes
 for half a minute). Only zeros before any sound (a muted start: no room heard yet) lower it, to
-a quiet room (`silence_room_dbfs`), so a quiet note after a muted start plays; room noise or hum
-after a muted start is learnt at the climb rate (seconds). (A faster climb would learn a note
-that starts right after the silence as the room, so the gate would close on it.) Dips shorter than DIP_FRAMES
+a quiet room (`silence_room_dbfs`), so a quiet note after a muted start plays. The room after a
+muted start is unknown, so the first `learn_s` of sound may raise the estimate at
+`noise_learn_db_per_s` (40 dB/s for 0.75 s: up to -36 dBFS): room noise or hum of -45 dBFS is
+learnt in 0.4 s, -30 dBFS in 0.75 s (at 6 dB/s these played notes for 1.7-4.2 s). The price: a
+note that starts at the very end of the silence, is quieter than -30 dBFS and holds steady for
+0.75 s is taken for the room and closes then (its onset plays; a louder one is untouched, and the
+estimate falls back at once when it ends). After that phase the climb is `noise_rise_db_per_s`,
+slow enough that a held note is not learnt as the room for seconds. Dips shorter than DIP_FRAMES
 (a 20 ms dropout, smeared by the resampler into near-silence) do not lower the estimate. The
 estimate never falls below `noise_min_dbfs` (near-silence such as dither).
 
@@ -43,6 +48,8 @@ class LevelGateConfig:
     margin_db: float | None = 12.0      # open only this far above the tracked noise floor (None: off)
     hysteresis_db: float = 6.0          # the relative part closes this much lower
     noise_rise_db_per_s: float = 6.0    # how fast the noise-floor estimate may rise
+    noise_learn_db_per_s: float = 40.0  # ... during the first learn_s of sound after a muted start
+    learn_s: float = 0.75
     noise_start_dbfs: float = -40.0     # the estimate before any input: assume a noisy room
     noise_min_dbfs: float = -100.0      # the estimate never falls below this
     zero_fraction: float = 0.25         # frames with more exact-zero samples than this are digital silence
@@ -50,6 +57,7 @@ class LevelGateConfig:
 
     def __post_init__(self) -> None:
         values = (self.open_dbfs, self.close_dbfs, self.hysteresis_db, self.noise_rise_db_per_s,
+                  self.noise_learn_db_per_s, self.learn_s,
                   self.noise_start_dbfs, self.noise_min_dbfs, self.zero_fraction, self.silence_room_dbfs,
                   0.0 if self.margin_db is None else self.margin_db)
         if not all(math.isfinite(v) for v in values):
@@ -67,6 +75,8 @@ class LevelGateConfig:
             number("margin_db", self.margin_db, 0.0, 120.0)
         number("hysteresis_db", self.hysteresis_db, 0.0, 120.0)
         number("noise_rise_db_per_s", self.noise_rise_db_per_s, 0.0, 1000.0)
+        number("noise_learn_db_per_s", self.noise_learn_db_per_s, 0.0, 1000.0)
+        number("learn_s", self.learn_s, 0.0, 60.0)
 
 
 class LevelGate:
@@ -76,6 +86,8 @@ class LevelGate:
         self.hop = int(hop)
         self.cfg = cfg or LevelGateConfig()
         self._rise_per_frame = self.cfg.noise_rise_db_per_s / float(frame_rate)
+        self._learn_per_frame = self.cfg.noise_learn_db_per_s / float(frame_rate)
+        self._learn_total = int(round(self.cfg.learn_s * frame_rate))   # frames of the learning phase
 
         self.reset()
 
@@ -85,6 +97,7 @@ class LevelGate:
         self._zeros = 0          # exact-zero samples in the frame in progress
         self._after_silence = 1 << 30   # frames since the last digital-silence frame
         self._heard = False             # a frame that was not digital silence has been seen
+        self._learn_frames = 0          # frames left in the learning phase (armed by a muted start)
         self._recent = deque([-math.inf] * (DIP_FRAMES - 1), maxlen=DIP_FRAMES - 1)   # last levels (dBFS)
         self.is_open = False
         self.last_dbfs = -math.inf
@@ -99,6 +112,9 @@ class LevelGate:
         # the noise floor follows the level down at once (not below noise_min_dbfs), up by at most
         # rise_per_frame
         rise = self._rise_per_frame
+        if self._learn_frames > 0:
+            self._learn_frames -= 1
+            rise = self._learn_per_frame
         # down only to the loudest of the last DIP_FRAMES frames (a dip shorter than that, e.g. a
         # 20 ms dropout smeared by the resampler, does not teach a quieter room), and not on the
         # frame right after silence
@@ -130,6 +146,7 @@ class LevelGate:
                     self.is_open = False
                     if not self._heard:
                         self.noise_dbfs = min(self.noise_dbfs, self.cfg.silence_room_dbfs)
+                        self._learn_frames = self._learn_total
                         self._recent.extend([-math.inf] * (DIP_FRAMES - 1))
                     self._after_silence = 0
                 else:

@@ -145,3 +145,30 @@ def test_file_mode_gate_floor_option(tmp_path):
     quiet = np.concatenate([np.zeros(16000, np.float32), rms_to(melody, -68)])
     assert len(notes(quiet)) >= 1
     assert notes(quiet, "--gate-floor", "-60") == []
+
+
+def test_the_room_after_a_muted_start_is_learnt_fast_and_only_then():
+    """After a muted start the first learn_s of sound may raise the estimate at noise_learn_db_per_s:
+    -35 dBFS room noise closes the gate within learn_s; a -20 dBFS note held for 1.5 s after the zeros
+    stays open (the phase ends 10 dB short of closing on it, then the slow climb); a stream that
+    starts with sound climbs slowly after a later mute."""
+    hop, frame_rate, rng = 128, 125.0, np.random.default_rng(7)
+    cfg = LevelGateConfig()
+    def noise(dbfs, frames):
+        return (rng.standard_normal(frames * hop) * 10 ** (dbfs / 20)).astype(np.float32)
+    learn = int(round(cfg.learn_s * frame_rate))             # frames of the learning phase
+    g = LevelGate(hop, cfg, frame_rate)
+    g.process(np.zeros(hop * 50, np.float32))
+    flags = g.process(noise(-35, 3 * learn))
+    assert flags[0] and not flags[learn:].any()               # opens on the unknown room, learnt in learn_s
+    top = cfg.silence_room_dbfs + cfg.noise_learn_db_per_s * learn / frame_rate
+    g.reset()
+    g.process(np.zeros(hop * 50, np.float32))
+    assert g.process(noise(-20, 190)).all()                   # a loud note right after the zeros: kept
+    assert g.noise_dbfs <= top + cfg.noise_rise_db_per_s * (190 - learn) / frame_rate + 1e-9
+    g.reset()
+    g.process(noise(-60, 10))                                 # sound first: no learning phase after it
+    g.process(np.zeros(hop * 50, np.float32))
+    before = g.noise_dbfs
+    g.process(noise(-35, learn))
+    assert g.noise_dbfs <= before + cfg.noise_rise_db_per_s * learn / frame_rate + 1e-9

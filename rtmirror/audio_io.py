@@ -366,8 +366,15 @@ class LiveResampler:
         ks = np.arange(self._k, k_end)
         num = ks * self._down
         base, phase = num // self._up, num % self._up                    # floor(pos), fraction * up
-        idx = base[:, None] + self._offsets[None, :] - self._hist_start  # (n_out, 2*half)
-        y = (self._taps[phase] * self._hist[idx]).sum(axis=1) if len(ks) else np.zeros(0)
+        if len(ks):
+            # rows of the sliding window view: (n_out, 2*half) without an index array; the same
+            # products and the same row sums as gathering hist[base + offsets]
+            windows = np.lib.stride_tricks.sliding_window_view(self._hist, len(self._offsets))
+            rows = windows[base + self._offsets[0] - self._hist_start]
+            taps = self._taps[0] if self._up == 1 else self._taps[phase]
+            y = (taps * rows).sum(axis=1)
+        else:
+            y = np.zeros(0)
         self._k = k_end
         # Keep what the next outputs can still need.
         keep_from = (self._k * self._down) // self._up - self.half + 1 - self._hist_start

@@ -16,13 +16,14 @@ was, so after a mute or a dropout the room the gate had learnt is back at the fi
 a second of zeros dragged it to -200 dBFS, and the 6 dB/s climb back let room noise play notes
 for half a minute). Only zeros before any sound (a muted start: no room heard yet) lower it, to
 a quiet room (`silence_room_dbfs`), so a quiet note after a muted start plays. The room after a
-muted start is unknown, so the first `learn_s` of sound may raise the estimate at
-`noise_learn_db_per_s` (40 dB/s for 0.75 s: up to -36 dBFS): room noise or hum of -45 dBFS is
-learnt in 0.4 s, -30 dBFS in 0.75 s (at 6 dB/s these played notes for 1.7-4.2 s). The price: a
-note that starts at the very end of the silence, is quieter than -30 dBFS and holds steady for
-0.75 s is taken for the room and closes then (its onset plays; a louder one is untouched, and the
-estimate falls back at once when it ends). After that phase the climb is `noise_rise_db_per_s`,
-slow enough that a held note is not learnt as the room for seconds. Dips shorter than DIP_FRAMES
+muted start is unknown, so for the first `learn_s` of sound a frame that does not sound like a
+note (no periodicity at 70-1000 Hz in the last 32 ms: noise, 50/60 Hz hum) may raise the
+estimate at `noise_learn_db_per_s`, up to `learn_max_dbfs`: room noise of -45 dBFS or hum of
+-40 dBFS is learnt in a fraction of a second (at 6 dB/s they played notes for 1.7-2.5 s). A note
+(periodic) right after the zeros climbs at the slow rate as before: learning it as the room
+would close the gate on it and, with legato notes that never let the estimate fall, on the
+phrase after it. After that phase every climb is `noise_rise_db_per_s`, slow enough that a held
+note is not learnt as the room for seconds. Dips shorter than DIP_FRAMES
 (a 20 ms dropout, smeared by the resampler into near-silence) do not lower the estimate. The
 estimate never falls below `noise_min_dbfs` (near-silence such as dither).
 
@@ -39,6 +40,30 @@ import numpy as np
 
 
 DIP_FRAMES = 4   # 32 ms at 8 ms frames: a shorter dip does not lower the noise estimate
+PERIOD_S = 0.032             # the window the learning phase looks for a note's periodicity in
+PITCH_HZ = (70.0, 1000.0)    # periods looked for
+PERIODIC = 0.5               # normalized autocorrelation peak above which a frame sounds like a note
+
+
+def periodicity(w: np.ndarray, sample_rate: float) -> float:
+    """w (n,) -> the highest normalized autocorrelation at a lag of 1/1000..1/70 s after its first
+    negative value, on the first difference (so that rumble does not count)."""
+    d = np.diff(np.asarray(w, np.float64))
+    d = d - d.mean()
+    n = len(d)
+    lo, hi = int(sample_rate / PITCH_HZ[1]), min(int(sample_rate / PITCH_HZ[0]), n // 2)
+    if hi <= lo:
+        return 0.0
+    spec = np.fft.rfft(d, 2 * n)
+    ac = np.fft.irfft(spec * spec.conj(), 2 * n)[:hi + 1]
+    if not ac[0] > 0:
+        return 0.0
+    r = ac / ac[0] * n / (n - np.arange(hi + 1))        # unbiased: per overlapping sample
+    neg = np.flatnonzero(r < 0)                         # a period is a peak after the first dip:
+    if not len(neg):                                    # short lags of low-frequency sound (hum,
+        return 0.0                                      # rumble) correlate without one
+    start = max(lo, int(neg[0]))
+    return float(np.max(r[start:])) if start <= hi else 0.0
 
 
 @dataclass(frozen=True)
@@ -48,8 +73,9 @@ class LevelGateConfig:
     margin_db: float | None = 12.0      # open only this far above the tracked noise floor (None: off)
     hysteresis_db: float = 6.0          # the relative part closes this much lower
     noise_rise_db_per_s: float = 6.0    # how fast the noise-floor estimate may rise
-    noise_learn_db_per_s: float = 40.0  # ... during the first learn_s of sound after a muted start
+    noise_learn_db_per_s: float = 40.0  # ... on aperiodic frames in the first learn_s after a muted start
     learn_s: float = 0.75
+    learn_max_dbfs: float = -30.0       # ... but not above this
     noise_start_dbfs: float = -40.0     # the estimate before any input: assume a noisy room
     noise_min_dbfs: float = -100.0      # the estimate never falls below this
     zero_fraction: float = 0.25         # frames with more exact-zero samples than this are digital silence
@@ -57,7 +83,7 @@ class LevelGateConfig:
 
     def __post_init__(self) -> None:
         values = (self.open_dbfs, self.close_dbfs, self.hysteresis_db, self.noise_rise_db_per_s,
-                  self.noise_learn_db_per_s, self.learn_s,
+                  self.noise_learn_db_per_s, self.learn_s, self.learn_max_dbfs,
                   self.noise_start_dbfs, self.noise_min_dbfs, self.zero_fraction, self.silence_room_dbfs,
                   0.0 if self.margin_db is None else self.margin_db)
         if not all(math.isfinite(v) for v in values):
@@ -69,7 +95,8 @@ class LevelGateConfig:
         if not (0.0 <= self.zero_fraction < 1.0):
             raise ValueError(f"zero_fraction must be in [0, 1), got {self.zero_fraction}")
         from rtmirror.checks import number
-        for name in ("open_dbfs", "close_dbfs", "noise_start_dbfs", "noise_min_dbfs", "silence_room_dbfs"):
+        for name in ("open_dbfs", "close_dbfs", "noise_start_dbfs", "noise_min_dbfs", "silence_room_dbfs",
+                     "learn_max_dbfs"):
             number(name, getattr(self, name), -240.0, 20.0)   # dBFS: -240 is below any float32 signal
         if self.margin_db is not None:
             number("margin_db", self.margin_db, 0.0, 120.0)
@@ -88,6 +115,8 @@ class LevelGate:
         self._rise_per_frame = self.cfg.noise_rise_db_per_s / float(frame_rate)
         self._learn_per_frame = self.cfg.noise_learn_db_per_s / float(frame_rate)
         self._learn_total = int(round(self.cfg.learn_s * frame_rate))   # frames of the learning phase
+        self._rate = self.hop * float(frame_rate)                      # samples per second
+        self._window = max(int(round(PERIOD_S * self._rate)), 8)       # samples the periodicity sees
 
         self.reset()
 
@@ -98,12 +127,14 @@ class LevelGate:
         self._after_silence = 1 << 30   # frames since the last digital-silence frame
         self._heard = False             # a frame that was not digital silence has been seen
         self._learn_frames = 0          # frames left in the learning phase (armed by a muted start)
+        self._tail = np.zeros(0)        # the last samples before this call (the periodicity window)
+        self._buf, self._base = np.zeros(0), 0
         self._recent = deque([-math.inf] * (DIP_FRAMES - 1), maxlen=DIP_FRAMES - 1)   # last levels (dBFS)
         self.is_open = False
         self.last_dbfs = -math.inf
         self.noise_dbfs = self.cfg.noise_start_dbfs
 
-    def _decide(self, level: float) -> bool:
+    def _decide(self, level: float, end: int) -> bool:
         c = self.cfg
         open_at, close_at = c.open_dbfs, c.close_dbfs
         if c.margin_db is not None:
@@ -111,48 +142,72 @@ class LevelGate:
             close_at = max(close_at, self.noise_dbfs + c.margin_db - c.hysteresis_db)
         # the noise floor follows the level down at once (not below noise_min_dbfs), up by at most
         # rise_per_frame
-        rise = self._rise_per_frame
-        if self._learn_frames > 0:
+        up = self.noise_dbfs + self._rise_per_frame
+        if self._learn_frames > 0:       # the room after a muted start: fast, up to learn_max_dbfs
             self._learn_frames -= 1
-            rise = self._learn_per_frame
+            w = self._buf[max(0, self._base + end - self._window):self._base + end]
+            # a whole window of sound (not the edge of the silence) that is not a note
+            if (up < c.learn_max_dbfs and len(np.trim_zeros(w, "f")) == self._window
+                    and periodicity(w, self._rate) < PERIODIC):
+                up = max(up, min(self.noise_dbfs + self._learn_per_frame, c.learn_max_dbfs))
         # down only to the loudest of the last DIP_FRAMES frames (a dip shorter than that, e.g. a
         # 20 ms dropout smeared by the resampler, does not teach a quieter room), and not on the
         # frame right after silence
         down = max(level, *self._recent) if self._after_silence >= 2 else math.inf
         self._after_silence += 1
         self._recent.append(level)
-        self.noise_dbfs = max(c.noise_min_dbfs, min(down, self.noise_dbfs + rise))
+        self.noise_dbfs = max(c.noise_min_dbfs, min(down, up))
         return level > open_at if not self.is_open else level >= close_at
+
+    def _frame(self, ms: float, zeros: int, end: int) -> bool:
+        """One completed frame (ending at x[end] of this call): its mean square and exact-zero
+        count -> gate allowed."""
+        level = 10.0 * math.log10(ms) if ms > 0 else -math.inf
+        if zeros > self.cfg.zero_fraction * self.hop:
+            # digital silence: closed; the room it knew stays (the levels before the silence keep
+            # guarding against its smeared edge); before any sound, the room is assumed quiet
+            self.is_open = False
+            if not self._heard:
+                self.noise_dbfs = min(self.noise_dbfs, self.cfg.silence_room_dbfs)
+                self._learn_frames = self._learn_total
+                self._recent.extend([-math.inf] * (DIP_FRAMES - 1))
+            self._after_silence = 0
+        else:
+            self._heard = True
+            self.is_open = self._decide(level, end)
+        self.last_dbfs = level
+        return self.is_open
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """x (n,) at the model rate -> (frames completed in this call,) bool: gate allowed."""
         x = np.asarray(x, dtype=np.float64).reshape(-1)
+        if self._learn_frames > 0 or not self._heard:    # the periodicity window may be needed
+            self._buf = np.concatenate([self._tail, x])
+            self._base = len(self._tail)
+            self._tail = self._buf[-self._window:]
         out = []
         pos = 0
-        while pos < len(x):
-            take = min(self.hop - self._fill, len(x) - pos)
-            seg = x[pos:pos + take]
+        if self._fill:                                   # finish the frame in progress
+            take = min(self.hop - self._fill, len(x))
+            seg = x[:take]
             self._acc += float(np.dot(seg, seg))
             self._zeros += int(take - np.count_nonzero(seg))
             self._fill += take
-            pos += take
+            pos = take
             if self._fill == self.hop:
-                ms = self._acc / self.hop
-                level = 10.0 * math.log10(ms) if ms > 0 else -math.inf
-                if self._zeros > self.cfg.zero_fraction * self.hop:
-                    # digital silence: closed; the room it knew stays (the levels before the
-                    # silence keep guarding against its smeared edge); before any sound, the
-                    # room is assumed quiet
-                    self.is_open = False
-                    if not self._heard:
-                        self.noise_dbfs = min(self.noise_dbfs, self.cfg.silence_room_dbfs)
-                        self._learn_frames = self._learn_total
-                        self._recent.extend([-math.inf] * (DIP_FRAMES - 1))
-                    self._after_silence = 0
-                else:
-                    self._heard = True
-                    self.is_open = self._decide(level)
-                self.last_dbfs = level
-                out.append(self.is_open)
+                out.append(self._frame(self._acc / self.hop, self._zeros, pos))
                 self._acc, self._fill, self._zeros = 0.0, 0, 0
+        n_full = (len(x) - pos) // self.hop              # whole frames: sums in one go
+        if n_full:
+            frames = x[pos:pos + n_full * self.hop].reshape(n_full, self.hop)
+            sums = np.einsum("ij,ij->i", frames, frames)
+            zeros = self.hop - np.count_nonzero(frames, axis=1)
+            out += [self._frame(float(a) / self.hop, int(z), pos + (j + 1) * self.hop)
+                    for j, (a, z) in enumerate(zip(sums, zeros))]
+            pos += n_full * self.hop
+        if pos < len(x):                                 # the start of the next frame
+            seg = x[pos:]
+            self._acc = float(np.dot(seg, seg))
+            self._zeros = int(len(seg) - np.count_nonzero(seg))
+            self._fill = len(seg)
         return np.array(out, dtype=bool)

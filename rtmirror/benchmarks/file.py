@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 DEFAULT_ANCHOR = "/work/anchors/basic-pitch/bin/python"
 
@@ -133,7 +135,8 @@ def run(args) -> int:
         full_x = (x(rows["full"][0]), x(rows["full"][1]))
         print("x real time (audio s / processing s), best round, by wall clock and by CPU time:")
         print(f"  rtmirror file (full-sequence graph):  wall {full_x[0]:7.1f}x   cpu {full_x[1]:7.1f}x   "
-              f"(rounds: {', '.join(f'{secs / w:.0f}x' for w in rows['full'][0])}; target >= 100x)")
+              f"(median {secs / float(np.median(rows['full'][0])):.0f}x; rounds: "
+              f"{', '.join(f'{secs / w:.0f}x' for w in rows['full'][0])}; target >= 100x)")
         if "streaming" in rows:
             sx = (x(rows["streaming"][0]), x(rows["streaming"][1]))
             print(f"  rtmirror file --streaming (step graph): wall {sx[0]:5.1f}x   cpu {sx[1]:7.1f}x   "

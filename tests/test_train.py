@@ -221,10 +221,8 @@ def test_cli_reports_bad_config(tmp_path, capsys):
     assert "unknown config key" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("target", [{"target_set": "exp2"}, {"target_synth": "fluidsynth:0"}])
+@pytest.mark.parametrize("target", [{"target_set": "exp2"}, {"target_synth": "piano"}])
 def test_targets_from_another_set_or_instrument(tmp_path, target):
-    if "target_synth" in target:
-        require(Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file(), "GM sound font (apt: fluid-soundfont-gm)")
     cfg = tiny(data={"n": 4, "n_random": 8, "n_val": 2, **target},
                init={"decoder_epochs": 1, "encoder_epochs": 1})
     t = train(cfg, tmp_path / "run", progress=False)
@@ -234,6 +232,27 @@ def test_targets_from_another_set_or_instrument(tmp_path, target):
     if "target_set" in target:       # the exp2 targets really move the vibrato the model can't play
         assert t.target_space.name == "exp2" and len(t.target_space) == 11
     _check_mirror_run(tmp_path / "run", cfg)
+
+
+@pytest.mark.parametrize("spec, why", [
+    ("fluidsynth:0", "name the sound font"),
+    ("fluidsynth:0@/usr/share/sounds/sf2/FluidR3_GM.sf2", "held out"),
+    ("fluidsynth:0@/usr/share/sounds/sf2/default-GM.sf2", "held out"),      # a link to FluidR3 here
+    ("fluidsynth:0@/opt/fonts/TimGM6mb.sf2", "held out"),
+    ("fluidsynth:0@/opt/fonts/MuseScore_General.sf3", "held out"),
+    ("fluidsynth:0@/usr/share/sounds/sf2/sf_GMbank.sf2", "reserved"),        # our own held-out sets
+])
+def test_training_refuses_held_out_sound_sources(spec, why):
+    """No training config may render a held-out sound font (as targets or as the synth in the loop)."""
+    if spec.endswith("default-GM.sf2"):
+        link = Path("/usr/share/sounds/sf2/default-GM.sf2")
+        require(link.exists() and "fluidr3" in link.resolve().name.lower(), "default-GM.sf2 -> FluidR3")
+    with pytest.raises(ValueError, match=why):
+        merge_config({"data": {"target_synth": spec}})
+    with pytest.raises(ValueError, match=why):
+        merge_config({"data": {"target_synth": {"piano": 1.0, spec: 1.0}}})
+    with pytest.raises(ValueError, match=why):
+        merge_config({"synth": {"spec": spec}})
 
 
 def test_local_pitch_readout_only_where_the_classes_were_trained():

@@ -115,7 +115,9 @@ def merge_config(overrides: dict, base: dict | None = None) -> dict:
         raise ValueError(f"mode must be 'mirror' or 'supervised', got {out['mode']!r}")
     if out["optim"]["knob_loss"] not in ("raw", "standardized"):
         raise ValueError(f"optim.knob_loss must be 'raw' or 'standardized', got {out['optim']['knob_loss']!r}")
-    target_sources(out["data"]["target_synth"])
+    from rtmirror.models.train.sources import check_training_source
+    for name, _ in target_sources(out["data"]["target_synth"]) + ((out["synth"]["spec"], 1.0),):
+        check_training_source(name)
     AugmentConfig.from_dict(out["augment"])
     return out
 

@@ -3,6 +3,7 @@
 `make_synth(spec, space, sample_rate=None) -> Synth`, spec one of
   "builtin"                            the built-in voice (numpy + numba)
   "wide"                               the wide voice: a random timbre per melody (training targets)
+  "piano"                              a struck-string piano of our own (notes only; exp3's targets)
   "path/to/plugin.so|.vst3|.dll|.vst"  any VST instrument through DawDreamer + a parameter map
   "fluidsynth:PROGRAM[@FONT.sf2]"      a General MIDI program of a sound font (notes only)
   "random-patch:PATH"                  a plugin with its shipped map, base patch redrawn per melody
@@ -45,6 +46,9 @@ def make_synth(spec: str, space: ControlSpace, sample_rate: int | None = None, *
         from rtmirror.synth.plugin import default_map_for
         path = spec[len("random-patch:"):]
         return RandomPatchPlugin(path, space, str(param_map or default_map_for(path)), sample_rate=sample_rate or 44100)
+    if spec == "piano":
+        from rtmirror.synth.piano import PianoVoice
+        return PianoVoice(sample_rate=sample_rate or 16000)
     if spec == "wide":
         from rtmirror.synth.wide import WideVoice
         return WideVoice(space, sample_rate=sample_rate or 8000)
@@ -52,7 +56,7 @@ def make_synth(spec: str, space: ControlSpace, sample_rate: int | None = None, *
         from rtmirror.synth.plugin import PluginSynth, default_map_for
         return PluginSynth(spec, space, param_map if param_map is not None else default_map_for(spec),
                            sample_rate=sample_rate or 44100, reuse_engine=reuse_engine)
-    raise ValueError(f"unknown synth {spec!r}: use 'builtin', 'wide', 'fluidsynth:PROGRAM[@FONT.sf2]', "
+    raise ValueError(f"unknown synth {spec!r}: use 'builtin', 'wide', 'piano', 'fluidsynth:PROGRAM[@FONT.sf2]', "
                      f"'random-patch:PLUGIN' or a "
                      f"plugin path ending in {', '.join(PLUGIN_SUFFIXES)}")
 

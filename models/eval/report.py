@@ -259,7 +259,7 @@ def _targets_section(results: dict, main_exp1: str | None, supervised: str | Non
     if piano:
         sup = get_metric(piano[supervised], "resynth_corr") if supervised in piano else math.nan
         sup_log = get_metric(piano[supervised], "resynth_corr_log") if supervised in piano else math.nan
-        lines += [f"exp3 piano (FluidSynth GM piano): note F1 ≥ {PIANO_F1_TARGET}, and a resynthesis r above the "
+        lines += [f"exp3 piano (the csound bank's sampled GM piano, FluidSynth): note F1 ≥ {PIANO_F1_TARGET}, and a resynthesis r above the "
                   f"supervised baseline's (`{supervised}`: {fmt(sup)}; in the compressed domain the mirror loss "
                   f"works in: {fmt(sup_log)}):", "",
                   "| model | note F1 | F1 target | resynthesis r | above supervised | resynthesis r (log) | above supervised |",

@@ -128,13 +128,12 @@ class LevelGate:
         self._heard = False             # a frame that was not digital silence has been seen
         self._learn_frames = 0          # frames left in the learning phase (armed by a muted start)
         self._tail = np.zeros(0)        # the last samples before this call (the periodicity window)
-        self._buf, self._base = np.zeros(0), 0
         self._recent = deque([-math.inf] * (DIP_FRAMES - 1), maxlen=DIP_FRAMES - 1)   # last levels (dBFS)
         self.is_open = False
         self.last_dbfs = -math.inf
         self.noise_dbfs = self.cfg.noise_start_dbfs
 
-    def _decide(self, level: float, end: int) -> bool:
+    def _decide(self, level: float, window: np.ndarray | None) -> bool:
         c = self.cfg
         open_at, close_at = c.open_dbfs, c.close_dbfs
         if c.margin_db is not None:
@@ -145,10 +144,9 @@ class LevelGate:
         up = self.noise_dbfs + self._rise_per_frame
         if self._learn_frames > 0:       # the room after a muted start: fast, up to learn_max_dbfs
             self._learn_frames -= 1
-            w = self._buf[max(0, self._base + end - self._window):self._base + end]
             # a whole window of sound (not the edge of the silence) that is not a note
-            if (up < c.learn_max_dbfs and len(np.trim_zeros(w, "f")) == self._window
-                    and periodicity(w, self._rate) < PERIODIC):
+            if (up < c.learn_max_dbfs and window is not None and len(np.trim_zeros(window, "f")) == self._window
+                    and periodicity(window, self._rate) < PERIODIC):
                 up = max(up, min(self.noise_dbfs + self._learn_per_frame, c.learn_max_dbfs))
         # down only to the loudest of the last DIP_FRAMES frames (a dip shorter than that, e.g. a
         # 20 ms dropout smeared by the resampler, does not teach a quieter room), and not on the
@@ -159,9 +157,9 @@ class LevelGate:
         self.noise_dbfs = max(c.noise_min_dbfs, min(down, up))
         return level > open_at if not self.is_open else level >= close_at
 
-    def _frame(self, ms: float, zeros: int, end: int) -> bool:
-        """One completed frame (ending at x[end] of this call): its mean square and exact-zero
-        count -> gate allowed."""
+    def _frame(self, ms: float, zeros: int, window: np.ndarray | None) -> bool:
+        """One completed frame: its mean square, exact-zero count and the last samples up to its
+        end (the periodicity window; None when no learning phase can need it) -> gate allowed."""
         level = 10.0 * math.log10(ms) if ms > 0 else -math.inf
         if zeros > self.cfg.zero_fraction * self.hop:
             # digital silence: closed; the room it knew stays (the levels before the silence keep
@@ -174,17 +172,22 @@ class LevelGate:
             self._after_silence = 0
         else:
             self._heard = True
-            self.is_open = self._decide(level, end)
+            self.is_open = self._decide(level, window)
         self.last_dbfs = level
         return self.is_open
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """x (n,) at the model rate -> (frames completed in this call,) bool: gate allowed."""
         x = np.asarray(x, dtype=np.float64).reshape(-1)
-        if self._learn_frames > 0 or not self._heard:    # the periodicity window may be needed
-            self._buf = np.concatenate([self._tail, x])
-            self._base = len(self._tail)
-            self._tail = self._buf[-self._window:]
+        buf = None                                       # tail + x, while a learning phase may read it
+        if self._learn_frames > 0 or not self._heard:
+            buf = np.concatenate([self._tail, x])
+            self._tail = buf[-self._window:]
+        base = len(buf) - len(x) if buf is not None else 0
+
+        def window(end: int) -> np.ndarray | None:       # the samples up to x[end]
+            return None if buf is None else buf[max(0, base + end - self._window):base + end]
+
         out = []
         pos = 0
         if self._fill:                                   # finish the frame in progress
@@ -195,14 +198,14 @@ class LevelGate:
             self._fill += take
             pos = take
             if self._fill == self.hop:
-                out.append(self._frame(self._acc / self.hop, self._zeros, pos))
+                out.append(self._frame(self._acc / self.hop, self._zeros, window(pos)))
                 self._acc, self._fill, self._zeros = 0.0, 0, 0
         n_full = (len(x) - pos) // self.hop              # whole frames: sums in one go
         if n_full:
             frames = x[pos:pos + n_full * self.hop].reshape(n_full, self.hop)
             sums = np.einsum("ij,ij->i", frames, frames)
             zeros = self.hop - np.count_nonzero(frames, axis=1)
-            out += [self._frame(float(a) / self.hop, int(z), pos + (j + 1) * self.hop)
+            out += [self._frame(float(a) / self.hop, int(z), window(pos + (j + 1) * self.hop))
                     for j, (a, z) in enumerate(zip(sums, zeros))]
             pos += n_full * self.hop
         if pos < len(x):                                 # the start of the next frame

@@ -116,7 +116,7 @@ def merge_config(overrides: dict, base: dict | None = None) -> dict:
     if out["optim"]["knob_loss"] not in ("raw", "standardized"):
         raise ValueError(f"optim.knob_loss must be 'raw' or 'standardized', got {out['optim']['knob_loss']!r}")
     from rtmirror.models.train.sources import check_training_source
-    for name, _ in target_sources(out["data"]["target_synth"]) + ((out["synth"]["spec"], 1.0),):
+    for name in [n for n, _ in target_sources(out["data"]["target_synth"])] + [out["synth"]["spec"]]:
         check_training_source(name)
     AugmentConfig.from_dict(out["augment"])
     return out
